@@ -1,0 +1,16 @@
+//! vwed runs Seer RDS / VWED "wind task" transport flows for AGV/AMR fleets with memory bounded by
+//! construction. See `ARCHITECTURE.md` for the code map; in short:
+//!
+//! - [`flow`]: definition loading (`.task` exports, single definitions), the compile step that
+//!   validates a definition into a [`flow::Flow`] with every diagnostic, and the expression
+//!   language.
+//! - [`engine`]: the pure run state machine (fibers, explicit frame stacks, bounded context).
+//! - [`blocks`]: the static registry of block kinds.
+//! - [`store`]: the only module that touches SQLite.
+//! - [`scheduler`]: admission, ready queues, run slots, timers, stop/pause/resume/retry, recovery.
+//! - [`limits`]: every capacity.
+
+pub mod cli;
+pub mod flow;
+pub mod limits;
+pub mod value;
