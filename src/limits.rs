@@ -38,11 +38,14 @@ pub const PARALLEL_REPEAT_MAX: i64 = 100;
 /// Bytes of one expression's text. Longer → parse error.
 pub const EXPR_TEXT_BYTES_MAX: usize = 16 * 1024;
 
-/// Nesting depth of an expression's syntax tree. Deeper → parse error (the parser recurses at
-/// most this deep).
+/// Nesting depth of an expression's syntax tree (parentheses, sub-expressions, unary operators;
+/// flat operator and path chains do not nest). Deeper → parse error (the parser and evaluator
+/// recurse at most this deep). Also the most elements a `split` regex may have (more →
+/// evaluation error), since its matcher recurses once per element.
 pub const EXPR_DEPTH_MAX: usize = 64;
 
-/// Evaluation steps (nodes visited) for one evaluation. More → evaluation error naming the limit.
+/// Evaluation steps for one evaluation: nodes and path steps visited, plus regex matching steps
+/// of `split`. More → evaluation error naming the limit.
 pub const EXPR_STEPS_MAX: usize = 100_000;
 
 /// Bytes of a string an expression produces (concatenation, helpers). Longer → evaluation error.

@@ -1,19 +1,11 @@
-//! Static helpers callable on class receivers (spec §2.4): commons-lang3 `StringUtils` with its
-//! null-safe semantics, `Integer.parseInt` and friends, `Math.*`, `String.valueOf`,
-//! `Boolean.parseBoolean` and `System.currentTimeMillis` (read from `task.nowMs`).
-//!
-//! Arguments that are not strings are passed to `StringUtils` helpers as their Java string form
-//! (as MVEL coerces them); string lengths and indices count Unicode scalar values (Java counts
-//! UTF-16 units, which differs only outside the Basic Multilingual Plane).
+//! Static helpers callable on class receivers (spec §2.4): the table of all of them, and
+//! `Integer.parseInt` and friends, `Math.*`, `String.valueOf`, `Boolean.parseBoolean` and
+//! `System.currentTimeMillis` (read from `task.nowMs`). `StringUtils` is in [`super::string_utils`].
 
-use super::ops::{
-    check_items, check_string_len, coerce_num, describe, double_value, fail, string_value, Num,
-};
+use super::ops::{coerce_num, describe, double_value, fail, string_value, Num};
+use super::string_utils::STRING_UTILS;
 use super::EvalError;
-use crate::value::{
-    parse_java_double, parse_java_long, to_bool, to_display_string, to_java_string, Map, Value,
-};
-use std::borrow::Cow;
+use crate::value::{parse_java_double, parse_java_long, to_bool, to_display_string, Map, Value};
 
 /// A static helper: `call(args, task)`; `task` is the scope's task map (for `nowMs`).
 pub(super) type StaticFn = fn(&[&Value], &Map) -> Result<Value, EvalError>;
@@ -40,7 +32,7 @@ pub(super) const CLASSES: &[&str] = &[
     "System",
 ];
 
-const fn def(
+pub(super) const fn def(
     class: &'static str,
     name: &'static str,
     min: usize,
@@ -56,74 +48,8 @@ const fn def(
     }
 }
 
-/// Every supported static helper.
+/// The supported static helpers other than `StringUtils` ([`STRING_UTILS`]).
 pub(super) static STATICS: &[StaticDef] = &[
-    def("StringUtils", "isEmpty", 1, 1, |a, _| {
-        Ok(Value::Bool(is_empty(a[0])))
-    }),
-    def("StringUtils", "isNotEmpty", 1, 1, |a, _| {
-        Ok(Value::Bool(!is_empty(a[0])))
-    }),
-    def("StringUtils", "isBlank", 1, 1, |a, _| {
-        Ok(Value::Bool(is_blank(a[0])))
-    }),
-    def("StringUtils", "isNotBlank", 1, 1, |a, _| {
-        Ok(Value::Bool(!is_blank(a[0])))
-    }),
-    def("StringUtils", "equals", 2, 2, |a, _| {
-        Ok(Value::Bool(su_equals(a[0], a[1], false)))
-    }),
-    def("StringUtils", "equalsIgnoreCase", 2, 2, |a, _| {
-        Ok(Value::Bool(su_equals(a[0], a[1], true)))
-    }),
-    def("StringUtils", "contains", 2, 2, |a, _| {
-        Ok(Value::Bool(
-            matches!((s(a[0]), s(a[1])), (Some(x), Some(y)) if x.contains(&*y)),
-        ))
-    }),
-    def("StringUtils", "startsWith", 2, 2, |a, _| {
-        Ok(Value::Bool(affix(a, true)))
-    }),
-    def("StringUtils", "endsWith", 2, 2, |a, _| {
-        Ok(Value::Bool(affix(a, false)))
-    }),
-    def("StringUtils", "trim", 1, 1, |a, _| {
-        map_str(a[0], |x| x.trim_matches(|c| c <= ' ').to_string())
-    }),
-    def("StringUtils", "defaultString", 1, 2, default_string),
-    def("StringUtils", "defaultIfEmpty", 2, 2, |a, _| {
-        Ok(if is_empty(a[0]) {
-            a[1].clone()
-        } else {
-            a[0].clone()
-        })
-    }),
-    def("StringUtils", "upperCase", 1, 1, |a, _| {
-        map_str(a[0], |x| x.to_uppercase())
-    }),
-    def("StringUtils", "lowerCase", 1, 1, |a, _| {
-        map_str(a[0], |x| x.to_lowercase())
-    }),
-    def("StringUtils", "substring", 2, 3, su_substring),
-    def("StringUtils", "substringBefore", 2, 2, |a, _| {
-        substring_around(a, true)
-    }),
-    def("StringUtils", "substringAfter", 2, 2, |a, _| {
-        substring_around(a, false)
-    }),
-    def("StringUtils", "replace", 3, 3, su_replace),
-    def("StringUtils", "split", 1, 2, su_split),
-    def("StringUtils", "join", 1, 2, su_join),
-    def("StringUtils", "isNumeric", 1, 1, |a, _| {
-        Ok(Value::Bool(s(a[0]).is_some_and(|x| {
-            !x.is_empty() && x.chars().all(char::is_numeric)
-        })))
-    }),
-    def("StringUtils", "length", 1, 1, |a, _| {
-        Ok(Value::from(s(a[0]).map_or(0, |x| x.chars().count())))
-    }),
-    def("StringUtils", "leftPad", 2, 3, |a, _| pad(a, true)),
-    def("StringUtils", "rightPad", 2, 3, |a, _| pad(a, false)),
     def("Integer", "parseInt", 1, 1, |a, _| {
         parse_long(a[0], "Integer.parseInt", true)
     }),
@@ -152,9 +78,13 @@ pub(super) static STATICS: &[StaticDef] = &[
     def("System", "currentTimeMillis", 0, 0, current_time_millis),
 ];
 
+fn all() -> impl Iterator<Item = &'static StaticDef> {
+    STRING_UTILS.iter().chain(STATICS)
+}
+
 /// The helper `class.name`, if supported.
 pub(super) fn lookup_static(class: &str, name: &str) -> Option<&'static StaticDef> {
-    STATICS.iter().find(|d| d.class == class && d.name == name)
+    all().find(|d| d.class == class && d.name == name)
 }
 
 /// The supported method names of `class`, comma separated, for error messages.
@@ -173,189 +103,6 @@ pub(super) fn first_method(class: &str) -> &'static str {
         .iter()
         .find(|d| d.class == class)
         .map_or("method", |d| d.name)
-}
-
-/// The string form of an argument; null stays `None`.
-fn s(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::String(x) => Some(Cow::Borrowed(x)),
-        other => to_java_string(other).map(Cow::Owned),
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    s(v).is_none_or(|x| x.is_empty())
-}
-
-/// Java `Character.isWhitespace`: Unicode white space except the no-break spaces.
-fn java_whitespace(c: char) -> bool {
-    c.is_whitespace() && !matches!(c, '\u{A0}' | '\u{2007}' | '\u{202F}')
-}
-
-fn is_blank(v: &Value) -> bool {
-    s(v).is_none_or(|x| x.chars().all(java_whitespace))
-}
-
-fn su_equals(a: &Value, b: &Value, ignore_case: bool) -> bool {
-    match (s(a), s(b)) {
-        (None, None) => true,
-        (Some(x), Some(y)) if ignore_case => x.to_lowercase() == y.to_lowercase(),
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
-}
-
-fn affix(a: &[&Value], prefix: bool) -> bool {
-    match (s(a[0]), s(a[1])) {
-        (None, None) => true,
-        (Some(x), Some(y)) if prefix => x.starts_with(&*y),
-        (Some(x), Some(y)) => x.ends_with(&*y),
-        _ => false,
-    }
-}
-
-/// Applies `f` to the string form; null stays null.
-fn map_str(v: &Value, f: impl FnOnce(&str) -> String) -> Result<Value, EvalError> {
-    s(v).map_or(Ok(Value::Null), |x| string_value(f(&x)))
-}
-
-fn default_string(a: &[&Value], _: &Map) -> Result<Value, EvalError> {
-    match (a[0], a.get(1)) {
-        (Value::Null, None) => Ok(Value::String(String::new())),
-        (Value::Null, Some(d)) => Ok((*d).clone()),
-        (v, _) => map_str(v, str::to_string),
-    }
-}
-
-/// An int argument (Java `int` parameter): an Int or a string of one.
-fn int_arg(v: &Value, what: &str) -> Result<i64, EvalError> {
-    match coerce_num(v) {
-        Some(Num::Int(i)) => Ok(i),
-        _ => fail(format!("{what} must be an integer, got {}", describe(v))),
-    }
-}
-
-/// Clamps a possibly negative (from the end) index into `0..=len`, as commons-lang3 does.
-fn clamp_index(i: i64, len: usize) -> usize {
-    let len_i = i64::try_from(len).unwrap_or(i64::MAX);
-    let i = if i < 0 { len_i.saturating_add(i) } else { i };
-    usize::try_from(i.clamp(0, len_i)).unwrap_or(0)
-}
-
-fn su_substring(a: &[&Value], _: &Map) -> Result<Value, EvalError> {
-    let Some(text) = s(a[0]) else {
-        return Ok(Value::Null);
-    };
-    let chars: Vec<char> = text.chars().collect();
-    let start = clamp_index(int_arg(a[1], "StringUtils.substring start")?, chars.len());
-    let end = match a.get(2) {
-        Some(e) => clamp_index(int_arg(e, "StringUtils.substring end")?, chars.len()),
-        None => chars.len(),
-    };
-    let out: String = if start < end {
-        chars[start..end].iter().collect()
-    } else {
-        String::new()
-    };
-    Ok(Value::String(out))
-}
-
-fn substring_around(a: &[&Value], before: bool) -> Result<Value, EvalError> {
-    let Some(text) = s(a[0]) else {
-        return Ok(Value::Null);
-    };
-    if text.is_empty() {
-        return Ok(Value::String(String::new()));
-    }
-    let out = match (s(a[1]), before) {
-        (None, true) => text.to_string(),
-        (None, false) => String::new(),
-        (Some(sep), true) => text
-            .find(&*sep)
-            .map_or(text.to_string(), |i| text[..i].to_string()),
-        (Some(sep), false) => text
-            .find(&*sep)
-            .map_or(String::new(), |i| text[i + sep.len()..].to_string()),
-    };
-    Ok(Value::String(out))
-}
-
-fn su_replace(a: &[&Value], _: &Map) -> Result<Value, EvalError> {
-    let Some(text) = s(a[0]) else {
-        return Ok(Value::Null);
-    };
-    match (s(a[1]), s(a[2])) {
-        (Some(search), Some(with)) if !text.is_empty() && !search.is_empty() => {
-            let count = text.matches(&*search).count();
-            check_string_len(text.len() - count * search.len() + count * with.len())?;
-            Ok(Value::String(text.replace(&*search, &with)))
-        }
-        _ => Ok(Value::String(text.into_owned())),
-    }
-}
-
-/// `StringUtils.split(str)` on white space, `split(str, separatorChars)` on any of the chars;
-/// adjacent separators count as one and no empty tokens are returned.
-fn su_split(a: &[&Value], _: &Map) -> Result<Value, EvalError> {
-    let Some(text) = s(a[0]) else {
-        return Ok(Value::Null);
-    };
-    let seps = a.get(1).and_then(|v| s(v));
-    let is_sep = |c: char| {
-        seps.as_deref()
-            .map_or_else(|| java_whitespace(c), |set| set.contains(c))
-    };
-    let mut items = Vec::new();
-    for part in text.split(is_sep).filter(|p| !p.is_empty()) {
-        items.push(Value::String(part.to_string()));
-        check_items(items.len())?;
-    }
-    Ok(Value::Array(items))
-}
-
-fn su_join(a: &[&Value], _: &Map) -> Result<Value, EvalError> {
-    let items = match a[0] {
-        Value::Null => return Ok(Value::Null),
-        Value::Array(items) => items,
-        other => {
-            return fail(format!(
-                "StringUtils.join needs a List, got {}",
-                describe(other)
-            ))
-        }
-    };
-    let sep = a.get(1).and_then(|v| s(v)).unwrap_or_default();
-    let mut out = String::new();
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str(&sep);
-        }
-        out.push_str(&to_java_string(item).unwrap_or_default());
-        check_string_len(out.len())?;
-    }
-    Ok(Value::String(out))
-}
-
-fn pad(a: &[&Value], left: bool) -> Result<Value, EvalError> {
-    let Some(text) = s(a[0]) else {
-        return Ok(Value::Null);
-    };
-    let size = int_arg(a[1], "pad size")?;
-    let with = a
-        .get(2)
-        .and_then(|v| s(v))
-        .filter(|p| !p.is_empty())
-        .unwrap_or(Cow::Borrowed(" "));
-    let len = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
-    let pads = usize::try_from(size.saturating_sub(len)).unwrap_or(0);
-    check_string_len(text.len().saturating_add(pads))?;
-    let padding: String = with.chars().cycle().take(pads).collect();
-    let out = if left {
-        padding + &text
-    } else {
-        text.into_owned() + &padding
-    };
-    string_value(out)
 }
 
 fn parse_long(v: &Value, what: &str, int32: bool) -> Result<Value, EvalError> {
@@ -435,172 +182,6 @@ mod tests {
         let def = lookup_static(class, name).expect("known helper");
         let refs: Vec<&Value> = args.iter().collect();
         (def.call)(&refs, &Map::new())
-    }
-
-    fn su(name: &str, args: &[Value]) -> Value {
-        call("StringUtils", name, args).unwrap()
-    }
-
-    #[test]
-    fn string_utils_table_with_nulls() {
-        let n = Value::Null;
-        let cases: Vec<(&str, Vec<Value>, Value)> = vec![
-            ("isEmpty", vec![n.clone()], json!(true)),
-            ("isEmpty", vec![json!("")], json!(true)),
-            ("isEmpty", vec![json!(" ")], json!(false)),
-            ("isNotEmpty", vec![n.clone()], json!(false)),
-            ("isBlank", vec![n.clone()], json!(true)),
-            ("isBlank", vec![json!(" \t\n")], json!(true)),
-            ("isBlank", vec![json!("\u{A0}")], json!(false)),
-            ("isNotBlank", vec![json!(" x ")], json!(true)),
-            ("equals", vec![n.clone(), n.clone()], json!(true)),
-            ("equals", vec![n.clone(), json!("a")], json!(false)),
-            ("equals", vec![json!("a"), json!("a")], json!(true)),
-            ("equals", vec![json!(5), json!("5")], json!(true)),
-            (
-                "equalsIgnoreCase",
-                vec![json!("aB"), json!("Ab")],
-                json!(true),
-            ),
-            (
-                "equalsIgnoreCase",
-                vec![json!("a"), n.clone()],
-                json!(false),
-            ),
-            ("contains", vec![n.clone(), json!("a")], json!(false)),
-            ("contains", vec![json!("abc"), n.clone()], json!(false)),
-            ("contains", vec![json!("abc"), json!("bc")], json!(true)),
-            ("contains", vec![json!("abc"), json!("")], json!(true)),
-            ("startsWith", vec![n.clone(), n.clone()], json!(true)),
-            ("startsWith", vec![json!("LM12"), json!("LM")], json!(true)),
-            ("startsWith", vec![json!("LM12"), n.clone()], json!(false)),
-            ("endsWith", vec![json!("LM12"), json!("12")], json!(true)),
-            ("trim", vec![n.clone()], n.clone()),
-            ("trim", vec![json!("\t x \n")], json!("x")),
-            ("defaultString", vec![n.clone()], json!("")),
-            ("defaultString", vec![n.clone(), json!("d")], json!("d")),
-            ("defaultString", vec![json!("v"), json!("d")], json!("v")),
-            ("defaultIfEmpty", vec![json!(""), json!("d")], json!("d")),
-            ("defaultIfEmpty", vec![n.clone(), n.clone()], n.clone()),
-            ("defaultIfEmpty", vec![json!("v"), json!("d")], json!("v")),
-            ("upperCase", vec![n.clone()], n.clone()),
-            ("upperCase", vec![json!("ab")], json!("AB")),
-            ("lowerCase", vec![json!("AB")], json!("ab")),
-            ("substring", vec![n.clone(), json!(1)], n.clone()),
-            ("substring", vec![json!("abcdef"), json!(2)], json!("cdef")),
-            ("substring", vec![json!("abcdef"), json!(-2)], json!("ef")),
-            (
-                "substring",
-                vec![json!("abcdef"), json!(1), json!(3)],
-                json!("bc"),
-            ),
-            (
-                "substring",
-                vec![json!("abcdef"), json!(4), json!(2)],
-                json!(""),
-            ),
-            ("substring", vec![json!("abc"), json!(10)], json!("")),
-            (
-                "substringBefore",
-                vec![json!("a-b-c"), json!("-")],
-                json!("a"),
-            ),
-            (
-                "substringBefore",
-                vec![json!("abc"), json!("x")],
-                json!("abc"),
-            ),
-            (
-                "substringBefore",
-                vec![json!("abc"), n.clone()],
-                json!("abc"),
-            ),
-            ("substringBefore", vec![n.clone(), json!("-")], n.clone()),
-            (
-                "substringAfter",
-                vec![json!("a-b-c"), json!("-")],
-                json!("b-c"),
-            ),
-            ("substringAfter", vec![json!("abc"), json!("x")], json!("")),
-            ("substringAfter", vec![json!("abc"), n.clone()], json!("")),
-            (
-                "replace",
-                vec![json!("aXbX"), json!("X"), json!("-")],
-                json!("a-b-"),
-            ),
-            (
-                "replace",
-                vec![json!("ab"), n.clone(), json!("-")],
-                json!("ab"),
-            ),
-            (
-                "replace",
-                vec![json!("ab"), json!("a"), n.clone()],
-                json!("ab"),
-            ),
-            (
-                "replace",
-                vec![n.clone(), json!("a"), json!("b")],
-                n.clone(),
-            ),
-            ("split", vec![json!(" a  b ")], json!(["a", "b"])),
-            (
-                "split",
-                vec![json!("a,,b;c"), json!(",;")],
-                json!(["a", "b", "c"]),
-            ),
-            ("split", vec![json!("")], json!([])),
-            ("split", vec![n.clone()], n.clone()),
-            ("join", vec![json!(["a", 1, null])], json!("a1")),
-            ("join", vec![json!(["a", "b"]), json!(",")], json!("a,b")),
-            ("join", vec![json!(["a", "b"]), n.clone()], json!("ab")),
-            ("join", vec![n.clone(), json!(",")], n.clone()),
-            ("isNumeric", vec![n.clone()], json!(false)),
-            ("isNumeric", vec![json!("")], json!(false)),
-            ("isNumeric", vec![json!("123")], json!(true)),
-            ("isNumeric", vec![json!("-1")], json!(false)),
-            ("isNumeric", vec![json!("1.5")], json!(false)),
-            ("length", vec![n.clone()], json!(0)),
-            ("length", vec![json!("żółw")], json!(4)),
-            (
-                "leftPad",
-                vec![json!("7"), json!(3), json!("0")],
-                json!("007"),
-            ),
-            ("leftPad", vec![json!("7"), json!(3)], json!("  7")),
-            (
-                "leftPad",
-                vec![json!("1234"), json!(3), json!("0")],
-                json!("1234"),
-            ),
-            ("leftPad", vec![n.clone(), json!(3)], n.clone()),
-            (
-                "rightPad",
-                vec![json!("ab"), json!(5), json!("xy")],
-                json!("abxyx"),
-            ),
-            (
-                "rightPad",
-                vec![json!("ab"), json!(3), json!("")],
-                json!("ab "),
-            ),
-        ];
-        for (name, args, want) in cases {
-            assert_eq!(su(name, &args), want, "StringUtils.{name}({args:?})");
-        }
-    }
-
-    #[test]
-    fn string_utils_errors_and_limits() {
-        assert!(call("StringUtils", "join", &[json!("abc")]).is_err());
-        let e = call(
-            "StringUtils",
-            "leftPad",
-            &[json!("x"), json!(1_000_000_000)],
-        )
-        .unwrap_err();
-        assert!(e.message.contains("EXPR_STRING_BYTES_MAX"));
-        assert!(call("StringUtils", "substring", &[json!("x"), json!("a")]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! - [`eval`] and [`ops`] evaluate with the operator rules of spec §2.5; steps, produced string
 //!   bytes and produced collection sizes are bounded by `EXPR_STEPS_MAX`,
 //!   `EXPR_STRING_BYTES_MAX` and `EXPR_COLLECTION_ITEMS_MAX`. Non-finite doubles are errors.
-//! - [`functions`] (static helpers such as `StringUtils.*`), [`methods`] (instance methods) and
+//! - [`functions`] and [`string_utils`] (static helpers), [`methods`] (instance methods) and
 //!   [`regex`] (the subset `String.split` accepts).
 //!
 //! Choices where the spec leaves room:
@@ -27,6 +27,9 @@ mod methods;
 mod ops;
 mod parser;
 mod regex;
+mod string_utils;
+#[cfg(test)]
+mod syntax_tests;
 #[cfg(test)]
 mod tests;
 
