@@ -10,7 +10,9 @@
 //! - [`scheduler`]: admission, ready queues, run slots, timers, stop/pause/resume/retry, recovery.
 //! - [`limits`]: every capacity.
 
+pub mod blocks;
 pub mod cli;
+pub mod engine;
 pub mod flow;
 pub mod limits;
 pub mod value;

@@ -25,6 +25,10 @@ pub const DEFINITIONS_PER_FILE_MAX: usize = 1_000;
 /// added and the rest dropped.
 pub const DIAGNOSTICS_MAX: usize = 500;
 
+/// Shortest period of a periodic definition. Shorter → compile error (a periodic run every few
+/// milliseconds would flood the store).
+pub const PERIOD_MS_MIN: i64 = 100;
+
 /// `RepeatNumBp` iteration count (RDS limit). Larger → compile error (Simple) or block failure.
 pub const REPEAT_NUM_MAX: i64 = 1_000;
 
@@ -74,9 +78,10 @@ pub const TASK_INPUTS_BYTES_MAX: usize = 64 * 1024;
 /// parallel-repeat copy. A fork past it fails the parallel block naming the limit.
 pub const FIBERS_MAX: usize = 256;
 
-/// Blocks the engine runs for one run in one step before yielding back to the scheduler, so one
-/// busy run cannot starve the others and one step's output stays bounded.
-pub const BLOCKS_PER_STEP_MAX: usize = 256;
+/// Engine operations (block starts, branch ends, wake-ups) for one run in one step. At the limit
+/// the step yields back to the scheduler with the run still ready, so one busy run (a loop with no
+/// waits) cannot starve the others and one step's output stays bounded.
+pub const STEP_OPS_MAX: usize = 512;
 
 /// Length of the execution path ring (the last N block names a run went through). Older entries
 /// are evicted; the full history is in the block records.

@@ -1,0 +1,102 @@
+//! Block types RDS has that later issues implement (sites, robots, HTTP, Modbus, scripts,
+//! sub-tasks and task control). They are known by name, so `vwed check` reports them as
+//! "not supported yet" errors rather than as unknown types, and no run can reach them.
+
+use super::{Family, KindSpec};
+use crate::flow::model::Branch;
+
+const fn later(name: &'static str, family: Family) -> KindSpec {
+    KindSpec {
+        name,
+        family,
+        params: &[],
+        branches: &[],
+        behaviour: None,
+    }
+}
+
+/// `SubTask::<definitionId>`.
+pub static SUB_TASK: KindSpec = later("SubTask", Family::TaskControl);
+
+static SELECT_AGV: KindSpec = KindSpec {
+    name: "CSelectAgvBp",
+    family: Family::Robot,
+    params: &[],
+    branches: &[Branch::Default],
+    behaviour: None,
+};
+
+static LATER: &[KindSpec] = &[
+    later("ScriptBp", Family::Script),
+    later("ScriptVariablesBp", Family::Script),
+    later("SetTaskVariablesBp", Family::Script),
+    later("StartTaskBp", Family::TaskControl),
+    later("StopTaskBp", Family::TaskControl),
+    later("SuspendTaskBp", Family::TaskControl),
+    later("SetOutOrderNoBp", Family::TaskControl),
+    later("GetTaskRecordBp", Family::TaskControl),
+    later("CheckTaskRecordIdIsExistBp", Family::TaskControl),
+    later("GetTaskRecordByOutOrderIdBp", Family::TaskControl),
+    later(
+        "GetTaskInputParamsByTaskRecordAndKeyBp",
+        Family::TaskControl,
+    ),
+    later("MarkTaskStartBp", Family::TaskControl),
+    later("MarkTaskEndBp", Family::TaskControl),
+    later("TriggerTaskEventBp", Family::TaskControl),
+    later("GetIdleSiteBp", Family::Site),
+    later("QueryIdleSiteBp", Family::Site),
+    later("GetIdleCrowdedSiteBp", Family::Site),
+    later("SetSiteLockedBp", Family::Site),
+    later("SetSiteUnlockedBp", Family::Site),
+    later("SetSiteFilledBp", Family::Site),
+    later("SetSiteEmptyBp", Family::Site),
+    later("SetSiteContentBp", Family::Site),
+    later("SetSiteTagsBp", Family::Site),
+    later("SetSiteAttrBp", Family::Site),
+    later("GetSiteAttrBp", Family::Site),
+    later("BatchSettingSiteBp", Family::Site),
+    later("GetLockedSitesByTaskRecordIdBp", Family::Site),
+    later("CAgvOperationBp", Family::Robot),
+    later("CAgvSendOperationBp", Family::Robot),
+    later("CAgvMonitorOperationBp", Family::Robot),
+    later("CombinedOrderBp", Family::Robot),
+    later("VehicleStationBp", Family::Robot),
+    later("GetBatteryLevelBp", Family::Robot),
+    later("WaitPassBp", Family::Robot),
+    later("ReadDIBp", Family::Robot),
+    later("ReadDIWaitBp", Family::Robot),
+    later("SetDOBp", Family::Robot),
+    later("GetBp", Family::Http),
+    later("PostBp", Family::Http),
+    later("HttpGetBp", Family::Http),
+    later("HttpPostBp", Family::Http),
+    later("ModbusCommonReadBp", Family::Modbus),
+    later("ModbusCommonReadNameBp", Family::Modbus),
+    later("ModbusCommonWriteBp", Family::Modbus),
+    later("ModbusCommonWriteNameBp", Family::Modbus),
+    later("ModbusCommonWaitBp", Family::Modbus),
+    later("ModbusCommonWaitNameBp", Family::Modbus),
+    later("ModbusReadHoldingRegisterBp", Family::Modbus),
+    later("ModbusReadInputRegisterBp", Family::Modbus),
+    later("ModbusReadSingleCoilBp", Family::Modbus),
+    later("ModbusReadSingleInputBp", Family::Modbus),
+    later("ModbusSetSingleCoilBp", Family::Modbus),
+    later("ModbusSetSingleRegisterBp", Family::Modbus),
+    later("ModbusWaitSingleCoilBp", Family::Modbus),
+    later("ModbusWaitSingleRegisterBp", Family::Modbus),
+    later("ModbusBatchReadHoldingRegisterBp", Family::Modbus),
+    later("ModbusBatchReadInputRegisterBp", Family::Modbus),
+    later("ModbusBatchReadSingleCoilBp", Family::Modbus),
+    later("ModbusBatchReadSingleInputBp", Family::Modbus),
+    later("ModbusBatchSetCoilBp", Family::Modbus),
+    later("ModbusBatchSetHoldingRegisterBp", Family::Modbus),
+];
+
+/// A known, not yet runnable kind by name.
+pub fn lookup(name: &str) -> Option<&'static KindSpec> {
+    if name == SELECT_AGV.name {
+        return Some(&SELECT_AGV);
+    }
+    LATER.iter().find(|k| k.name == name)
+}
