@@ -13,4 +13,5 @@
 pub mod cli;
 pub mod flow;
 pub mod limits;
+pub mod store;
 pub mod value;

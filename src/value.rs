@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn strings_of_values() {
-        assert_eq!(to_java_string(&json!({"a": [1, 2.5]})).unwrap(), r#"{"a":[1,2.5]}"#);
+        assert_eq!(
+            to_java_string(&json!({"a": [1, 2.5]})).unwrap(),
+            r#"{"a":[1,2.5]}"#
+        );
         assert_eq!(to_display_string(&Value::Null), "null");
         assert_eq!(to_java_string(&json!(2.0)).unwrap(), "2.0");
     }
