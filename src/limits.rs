@@ -159,6 +159,10 @@ pub const CACHE_VALUE_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of one data cache key. Longer → limit error, nothing stored.
 pub const CACHE_KEY_BYTES_MAX: usize = 1_024;
 
+/// Task ids one out-order-number lookup returns (RDS lets several tasks share one). More are
+/// left out of the answer, oldest first kept.
+pub const TASKS_PER_OUT_ORDER_MAX: usize = 1_000;
+
 /// Bytes of one run checkpoint (cursors, variables, outputs as JSON). Larger → limit error, the
 /// write job fails and nothing of it is stored.
 pub const CHECKPOINT_BYTES_MAX: usize = 1024 * 1024;

@@ -41,19 +41,7 @@ impl Tx<'_> {
             "DEFINITION_BYTES_MAX",
             limits::DEFINITION_BYTES_MAX,
         )?;
-        let taken: Option<String> = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM task_def WHERE label = ?1 AND deleted = 0 AND id <> ?2",
-            )?
-            .query_row(params![d.label, d.id], |r| r.get(0))
-            .optional()?;
-        if let Some(other) = taken {
-            return Err(StoreError::Conflict(format!(
-                "label {:?} is used by definition {other:?}",
-                d.label
-            )));
-        }
+        self.check_label_free(&d.label, &d.id)?;
         let Some(cur) = self.definition(&d.id)? else {
             self.insert_definition(d)?;
             return Ok(SavedDefinition {
@@ -106,6 +94,24 @@ impl Tx<'_> {
             version,
             changed: true,
         })
+    }
+
+    /// `Conflict` naming the label when another live definition uses it.
+    fn check_label_free(&self, label: &str, id: &str) -> Result<()> {
+        let taken: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM task_def WHERE label = ?1 AND deleted = 0 AND id <> ?2",
+            )?
+            .query_row(params![label, id], |r| r.get(0))
+            .optional()?;
+        if let Some(other) = taken {
+            return Err(StoreError::Conflict(format!(
+                "label {:?} is used by definition {other:?}",
+                label
+            )));
+        }
+        Ok(())
     }
 
     fn insert_definition(&mut self, d: &NewDefinition) -> Result<()> {

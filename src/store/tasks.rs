@@ -265,12 +265,14 @@ impl Rx<'_> {
             .query_row([def_id], |r| r.get(0))?)
     }
 
-    /// Ids of tasks with this out-order number, in admission order.
+    /// Ids of tasks with this out-order number, in admission order, at most
+    /// `TASKS_PER_OUT_ORDER_MAX`.
     pub fn tasks_by_out_order_no(&self, no: &str) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM task_record WHERE out_order_no = ?1 ORDER BY seq")?;
-        let rows = stmt.query_map([no], |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM task_record WHERE out_order_no = ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let max = n64(limits::TASKS_PER_OUT_ORDER_MAX);
+        let rows = stmt.query_map(params![no, max], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

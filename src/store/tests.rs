@@ -1,7 +1,6 @@
 //! Store tests: opening, pragmas, definitions, tasks, records, cache, and the writer's modes.
 
 use super::*;
-use std::sync::mpsc as std_mpsc;
 
 pub(super) fn opts(dir: &tempfile::TempDir) -> StoreOptions {
     StoreOptions::new(dir.path().join("sub").join("vwed.db"))
@@ -205,6 +204,15 @@ fn definition_versioning() {
             .len(),
         1
     );
+}
+
+#[test]
+fn definition_labels_enable_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    let save = |d: NewDefinition| s.write_blocking(move |tx| tx.save_definition(&d));
+    save(new_def("d1", "flow", "{\"v\":1}")).unwrap();
+    save(new_def("d1", "flow", "{\"v\":2}")).unwrap();
     // Label conflict names the label.
     let err = save(new_def("d2", "flow", "{}")).unwrap_err();
     assert!(
@@ -325,6 +333,21 @@ fn status_transitions_set_start_and_end_times() {
         None
     );
     assert!(set(TaskStatus::Finished, 500, None));
+    let missing = s.write_blocking(|tx| tx.set_task_status("no", TaskStatus::Running, 0, None, 1));
+    assert!(!missing.unwrap());
+}
+
+#[test]
+fn task_fields_priority_and_manual_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    seed(&s);
+    let t = new_task("t1");
+    s.write_blocking(move |tx| tx.admit_task(&t, 10)).unwrap();
+    s.write_blocking(|tx| tx.set_task_status("t1", TaskStatus::Running, 0, None, 100))
+        .unwrap();
+    s.write_blocking(|tx| tx.set_task_status("t1", TaskStatus::Finished, 0, None, 500))
+        .unwrap();
     let fields = TaskFields {
         variables: Some("{\"a\":1}".into()),
         state_description: Some("x".repeat(limits::STATE_DESCRIPTION_BYTES_MAX + 10)),
@@ -352,9 +375,6 @@ fn status_transitions_set_start_and_end_times() {
         .read_blocking(|rx| rx.tasks_with_status(TaskStatus::Finished, 10))
         .unwrap();
     assert_eq!(done.len(), 1);
-    assert!(!s
-        .write_blocking(|tx| tx.set_task_status("nope", TaskStatus::Running, 0, None, 1))
-        .unwrap());
     let big = TaskFields {
         variables: Some("x".repeat(limits::VARIABLES_BYTES_MAX + 1)),
         ..Default::default()
@@ -445,6 +465,15 @@ fn block_records_checkpoints_and_logs() {
         .collect();
     assert_eq!(seqs, vec![8, 9, 10]);
     assert!(s.read_blocking(|rx| rx.checkpoint("t1")).unwrap().is_none());
+}
+
+#[test]
+fn oversized_checkpoints_and_records_of_unknown_tasks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    seed(&s);
+    let t = new_task("t1");
+    s.write_blocking(move |tx| tx.admit_task(&t, 10)).unwrap();
     let huge = "c".repeat(limits::CHECKPOINT_BYTES_MAX + 1);
     let err = s
         .write_blocking(move |tx| tx.put_checkpoint("t1", &huge, 1))
@@ -519,70 +548,4 @@ fn cache_limits() {
             limits::CACHE_ENTRIES_MAX as i64
         )
     );
-}
-
-/// Paused time needs tokio's `test-util` feature (not enabled here); a current-thread runtime
-/// shows the same property: nothing leaves the calling thread.
-#[tokio::test(flavor = "current_thread")]
-async fn inline_mode_runs_in_the_caller() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = inline(&dir);
-    let v = s
-        .write(|tx| tx.cache_set("a", "1", 1).map(|_| 7))
-        .await
-        .unwrap();
-    assert_eq!(v, 7);
-    assert_eq!(
-        s.read(|rx| rx.cache_get("a")).await.unwrap().as_deref(),
-        Some("1")
-    );
-    // A failing job rolls back only itself.
-    let err = s
-        .write(|tx| {
-            tx.cache_set("b", "2", 1)?;
-            Err::<(), _>(StoreError::NotFound("x".into()))
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err, StoreError::NotFound("x".into()));
-    assert!(s.read(|rx| rx.cache_get("b")).await.unwrap().is_none());
-    let st = s.stats();
-    assert_eq!((st.commits, st.jobs, st.failed_jobs), (2, 2, 1));
-    s.close();
-    assert_eq!(s.write(|_| Ok(())).await.unwrap_err(), StoreError::Closed);
-}
-
-#[test]
-fn close_then_write_is_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(opts(&dir)).unwrap();
-    let s2 = s.clone();
-    s.write_blocking(|tx| tx.cache_set("a", "1", 1)).unwrap();
-    s.close();
-    assert_eq!(
-        s2.write_blocking(|_| Ok(())).unwrap_err(),
-        StoreError::Closed
-    );
-    assert_eq!(
-        s2.read_blocking(|rx| rx.cache_get("a")).unwrap_err(),
-        StoreError::Closed
-    );
-    s2.close(); // idempotent
-}
-
-/// Blocks the writer thread until the returned sender is used (or dropped).
-pub(super) fn block_writer(s: &Store) -> std_mpsc::Sender<()> {
-    let (release_tx, release_rx) = std_mpsc::channel::<()>();
-    let (entered_tx, entered_rx) = std_mpsc::channel::<()>();
-    let s2 = s.clone();
-    std::thread::spawn(move || {
-        s2.write_blocking(move |_| {
-            entered_tx.send(()).unwrap();
-            let _ = release_rx.recv();
-            Ok(())
-        })
-        .unwrap();
-    });
-    entered_rx.recv().unwrap();
-    release_tx
 }

@@ -1,8 +1,9 @@
-//! Store tests: history pruning, group commit, the writer queue bound, read concurrency, and
+//! Store tests: history pruning, Inline mode, close, group commit, the writer queue bound, read concurrency, and
 //! printed throughput figures.
 
-use super::tests::{block_writer, inline, new_task, opts, seed, start};
+use super::tests::{inline, new_task, opts, seed, start};
 use super::*;
+use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 fn finish(s: &Store, id: &str, ended_ms: i64) {
@@ -353,4 +354,101 @@ async fn print_commit_throughput() {
         (n * 10) as f64 / grouped.as_secs_f64(),
         commits
     );
+}
+
+/// Paused time needs tokio's `test-util` feature (not enabled here); a current-thread runtime
+/// shows the same property: nothing leaves the calling thread.
+#[tokio::test(flavor = "current_thread")]
+async fn inline_mode_runs_in_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    let v = s
+        .write(|tx| tx.cache_set("a", "1", 1).map(|_| 7))
+        .await
+        .unwrap();
+    assert_eq!(v, 7);
+    assert_eq!(
+        s.read(|rx| rx.cache_get("a")).await.unwrap().as_deref(),
+        Some("1")
+    );
+    // A failing job rolls back only itself.
+    let err = s
+        .write(|tx| {
+            tx.cache_set("b", "2", 1)?;
+            Err::<(), _>(StoreError::NotFound("x".into()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::NotFound("x".into()));
+    assert!(s.read(|rx| rx.cache_get("b")).await.unwrap().is_none());
+    let st = s.stats();
+    assert_eq!((st.commits, st.jobs, st.failed_jobs), (2, 2, 1));
+    s.close();
+    assert_eq!(s.write(|_| Ok(())).await.unwrap_err(), StoreError::Closed);
+}
+
+#[test]
+fn close_then_write_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(opts(&dir)).unwrap();
+    let s2 = s.clone();
+    s.write_blocking(|tx| tx.cache_set("a", "1", 1)).unwrap();
+    s.close();
+    assert_eq!(
+        s2.write_blocking(|_| Ok(())).unwrap_err(),
+        StoreError::Closed
+    );
+    assert_eq!(
+        s2.read_blocking(|rx| rx.cache_get("a")).unwrap_err(),
+        StoreError::Closed
+    );
+    s2.close(); // idempotent
+}
+
+/// Blocks the writer thread until the returned sender is used (or dropped).
+fn block_writer(s: &Store) -> std_mpsc::Sender<()> {
+    let (release_tx, release_rx) = std_mpsc::channel::<()>();
+    let (entered_tx, entered_rx) = std_mpsc::channel::<()>();
+    let s2 = s.clone();
+    std::thread::spawn(move || {
+        s2.write_blocking(move |_| {
+            entered_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            Ok(())
+        })
+        .unwrap();
+    });
+    entered_rx.recv().unwrap();
+    release_tx
+}
+
+/// Prints the cost of the backlog check: trigger-kept counter vs an indexed count (no assertion).
+#[test]
+fn print_backlog_count_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    seed(&s);
+    s.write_blocking(|tx| {
+        for i in 0..20_000 {
+            tx.admit_task(&new_task(&format!("t{i}")), usize::MAX)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let (counter, scan) = s
+        .read_blocking(|rx| {
+            let t0 = Instant::now();
+            for _ in 0..100 {
+                rx.status_count(TaskStatus::Queued)?;
+            }
+            let counter = t0.elapsed() / 100;
+            let t0 = Instant::now();
+            for _ in 0..100 {
+                let sql = "SELECT count(*) FROM task_record WHERE status = 'queued'";
+                rx.conn.query_row(sql, [], |r| r.get::<_, i64>(0))?;
+            }
+            Ok((counter, t0.elapsed() / 100))
+        })
+        .unwrap();
+    println!("backlog check with 20000 queued: counter {counter:?}, indexed count(*) {scan:?}");
 }
