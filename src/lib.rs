@@ -15,4 +15,5 @@ pub mod cli;
 pub mod engine;
 pub mod flow;
 pub mod limits;
+pub mod store;
 pub mod value;

@@ -98,6 +98,84 @@ pub const RECORD_VALUE_BYTES_MAX: usize = 16 * 1024;
 pub const STATE_DESCRIPTION_BYTES_MAX: usize = 4 * 1024;
 
 // ---------------------------------------------------------------------------------------------
+// Store (SQLite)
+// ---------------------------------------------------------------------------------------------
+
+/// Write jobs waiting in the bounded channel to the store's writer thread. When full, `write()`
+/// callers wait (async) or block (`write_blocking`) until the writer takes a job; the queue never
+/// grows past this.
+pub const WRITER_QUEUE_MAX: usize = 1_024;
+
+/// Write jobs the writer groups into one transaction (group commit). Jobs beyond it wait in the
+/// queue for the next transaction.
+pub const GROUP_COMMIT_MAX: usize = 64;
+
+/// Read connections in the r2d2 pool, and permits of the semaphore that gates async reads (each
+/// holds one blocking thread). Further async readers wait for a permit; blocking readers wait for
+/// a connection up to `READ_CONNECTION_WAIT_MS`.
+pub const READ_POOL_SIZE: u32 = 4;
+
+/// Milliseconds a blocking reader waits for a free pooled connection. Past it the read fails with
+/// a limit error naming `READ_POOL_SIZE`.
+pub const READ_CONNECTION_WAIT_MS: u64 = 10_000;
+
+/// SQLite page cache per connection, KiB (`PRAGMA cache_size=-N`). At the limit SQLite evicts
+/// pages (it re-reads from the OS cache); there is one writer plus `READ_POOL_SIZE` readers.
+pub const SQLITE_CACHE_KIB: usize = 4 * 1024;
+
+/// Prepared statements cached per connection. Past it the least recently used one is finalized.
+pub const SQLITE_STATEMENT_CACHE_MAX: usize = 64;
+
+/// Bytes the WAL file is truncated to after a checkpoint (`PRAGMA journal_size_limit`). Between
+/// checkpoints the WAL may grow past it; after each checkpoint it shrinks back.
+pub const SQLITE_JOURNAL_SIZE_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// Heap SQLite may allocate in the whole process (`PRAGMA hard_heap_limit`, set once). At the
+/// limit the SQLite call fails with SQLITE_NOMEM, reported as a limit error naming this constant.
+pub const SQLITE_HARD_HEAP_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Milliseconds a connection waits on a lock held by another connection (`PRAGMA busy_timeout`)
+/// before the statement fails with SQLITE_BUSY.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Terminal task records (finished, failed, stopped) kept. Older ones (by end time) are pruned
+/// with their block records, logs and checkpoint, `PRUNE_BATCH_ROWS` at a time.
+pub const TASK_HISTORY_ROWS_MAX: usize = 100_000;
+
+/// Block records kept across all tasks. The oldest beyond it are pruned, `PRUNE_BATCH_ROWS` at a
+/// time. Worst case on disk: this many × 2 × `RECORD_VALUE_BYTES_MAX`.
+pub const BLOCK_RECORD_ROWS_MAX: usize = 500_000;
+
+/// Task log lines kept across all tasks. The oldest beyond it are pruned, `PRUNE_BATCH_ROWS` at a
+/// time. Worst case on disk: this many × `LOG_LINE_BYTES_MAX`.
+pub const TASK_LOG_ROWS_MAX: usize = 500_000;
+
+/// Rows one pruning pass deletes at most per table, so a pass is one short transaction. A pass
+/// that fills its batch runs again after the next commit until the history is within its caps.
+pub const PRUNE_BATCH_ROWS: usize = 500;
+
+/// Commits between two pruning passes of the writer.
+pub const PRUNE_EVERY_COMMITS: u64 = 100;
+
+/// Keys in the data cache (`CacheDataBp` and the cache API). Setting a new key at the limit fails
+/// with a limit error; existing keys can still be overwritten or deleted.
+pub const CACHE_ENTRIES_MAX: usize = 10_000;
+
+/// Bytes of one data cache value. Longer → limit error, nothing stored.
+pub const CACHE_VALUE_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes of one data cache key. Longer → limit error, nothing stored.
+pub const CACHE_KEY_BYTES_MAX: usize = 1_024;
+
+/// Task ids one out-order-number lookup returns (RDS lets several tasks share one). More are
+/// left out of the answer, oldest first kept.
+pub const TASKS_PER_OUT_ORDER_MAX: usize = 1_000;
+
+/// Bytes of one run checkpoint (cursors, variables, outputs as JSON). Larger → limit error, the
+/// write job fails and nothing of it is stored.
+pub const CHECKPOINT_BYTES_MAX: usize = 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
 // Compile-time relationships
 // ---------------------------------------------------------------------------------------------
 
@@ -105,3 +183,9 @@ const _: () = assert!(BLOCK_DEPTH_MAX < FLOW_BLOCKS_MAX);
 const _: () = assert!(PARALLEL_REPEAT_MAX as usize <= FIBERS_MAX);
 const _: () = assert!(EXPR_STRING_BYTES_MAX <= VARIABLES_BYTES_MAX);
 const _: () = assert!(RECORD_VALUE_BYTES_MAX <= OUTPUTS_BYTES_MAX);
+const _: () = assert!(GROUP_COMMIT_MAX <= WRITER_QUEUE_MAX);
+const _: () = assert!(
+    (READ_POOL_SIZE as usize + 1) * SQLITE_CACHE_KIB * 1024 * 2 <= SQLITE_HARD_HEAP_LIMIT_BYTES
+);
+const _: () = assert!(VARIABLES_BYTES_MAX + OUTPUTS_BYTES_MAX < CHECKPOINT_BYTES_MAX);
+const _: () = assert!(DEFINITION_BYTES_MAX < SQLITE_HARD_HEAP_LIMIT_BYTES / 4);
