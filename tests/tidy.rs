@@ -86,11 +86,18 @@ fn sqlite_only_in_the_store() {
     }
 }
 
+/// Test-only files (`tests.rs`, `tests_*.rs`, `*_tests.rs`) may spawn freely.
+fn is_test_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "tests.rs" || name.starts_with("tests_") || name.ends_with("_tests.rs")
+}
+
 #[test]
 fn tasks_are_spawned_only_by_the_tracker() {
     let banned = ["tokio::", "spawn"].concat();
     for (path, text) in sources() {
-        if path == "tasks.rs" {
+        // The store owns (and joins) its writer thread and bounds its blocking reads.
+        if path == "tasks.rs" || path == "store/mod.rs" || is_test_file(&path) {
             continue;
         }
         let code = code_of(&text);
