@@ -15,5 +15,7 @@ pub mod cli;
 pub mod engine;
 pub mod flow;
 pub mod limits;
+pub mod scheduler;
 pub mod store;
+pub mod tasks;
 pub mod value;

@@ -176,6 +176,71 @@ pub const TASKS_PER_OUT_ORDER_MAX: usize = 1_000;
 pub const CHECKPOINT_BYTES_MAX: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
+// Scheduler
+// ---------------------------------------------------------------------------------------------
+
+/// Runs loaded and advanced at once (default of `Config::runs_active_max`). Further accepted runs
+/// wait, queued on disk; a paused or interrupted run frees its slot.
+pub const RUNS_ACTIVE_MAX: usize = 64;
+
+/// Accepted runs waiting to start (default of `Config::backlog_max`). A submission past it is
+/// refused with "queue full" naming this limit; nothing is stored.
+pub const BACKLOG_MAX: usize = 100_000;
+
+/// Priority levels of the ready queues: a run's level is its priority clamped to
+/// `0..PRIORITY_LEVELS`. Priorities outside still order site queues and show as given.
+pub const PRIORITY_LEVELS: usize = 10;
+
+/// Run ids held in memory per priority level (default of `Config::ready_ring_capacity`). The
+/// backlog beyond stays on disk and is read in when the ring drains below half.
+pub const READY_RING_CAPACITY: usize = 256;
+
+/// Every this many milliseconds a queued run waits, it competes as if one level higher, so low
+/// priorities are not starved (default of `Config::aging_step_ms`).
+pub const AGING_STEP_MS: i64 = 10_000;
+
+/// Commands (stop, pause, resume, ...) waiting for the scheduler. Senders wait when it is full.
+pub const SCHEDULER_COMMANDS_MAX: usize = 256;
+
+/// Events a loaded run can have waiting while its previous step commits (wake-ups of its
+/// fibers plus control commands). By construction a run has at most one wait per fiber; a
+/// control command past the bound is answered "busy".
+pub const RUN_EVENTS_QUEUED_MAX: usize = FIBERS_MAX + 8;
+
+/// Run events (block and status changes) buffered for watchers such as `vwed run`. A watcher
+/// that falls behind loses the oldest and is told how many (broadcast lag).
+pub const RUN_EVENTS_CAPACITY: usize = 4_096;
+
+/// Compiled flows kept in memory, by (definition id, version). The least recently used is
+/// dropped past it and compiled again from the store when next needed.
+pub const FLOW_CACHE_MAX: usize = 64;
+
+/// Periodic definitions scheduled at once. More → the extra definitions are not scheduled and
+/// a warning names this limit.
+pub const PERIODIC_DEFINITIONS_MAX: usize = 256;
+
+/// Block records kept per run; a long loop prunes its oldest records past it (the checkpoint,
+/// not the records, is what recovery uses).
+pub const BLOCK_RECORDS_PER_RUN_MAX: usize = 10_000;
+
+/// Wait before a run whose checkpoint could not be written is loaded again from its last good
+/// checkpoint.
+pub const STORE_RETRY_MS: u64 = 2_000;
+
+/// Tokio tasks the tracker (`src/tasks.rs`) runs at once. A spawn past it is refused with an
+/// error naming the limit.
+pub const TASKS_TRACKED_MAX: usize = 64;
+
+/// Tokio worker threads of the appliance's runtime (a controller has few cores).
+pub const RUNTIME_WORKER_THREADS: usize = 2;
+
+/// Tokio blocking threads (SQLite reads run there, at most `READ_POOL_SIZE` at a time).
+pub const RUNTIME_BLOCKING_THREADS: usize = 8;
+
+/// Stack size of every runtime thread.
+pub const RUNTIME_THREAD_STACK_BYTES: usize = 2 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
 // Compile-time relationships
 // ---------------------------------------------------------------------------------------------
 
@@ -189,3 +254,6 @@ const _: () = assert!(
 );
 const _: () = assert!(VARIABLES_BYTES_MAX + OUTPUTS_BYTES_MAX < CHECKPOINT_BYTES_MAX);
 const _: () = assert!(DEFINITION_BYTES_MAX < SQLITE_HARD_HEAP_LIMIT_BYTES / 4);
+const _: () = assert!(READ_POOL_SIZE as usize <= RUNTIME_BLOCKING_THREADS);
+const _: () = assert!(READY_RING_CAPACITY >= 2);
+const _: () = assert!(RUN_EVENTS_QUEUED_MAX > FIBERS_MAX);

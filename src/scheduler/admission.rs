@@ -1,0 +1,191 @@
+//! Durable admission: a start request is resolved to a pinned definition version, its task
+//! inputs are built (§1.4), and the task is committed as queued before the caller hears
+//! "accepted". A repeated task id with the same request returns the existing task.
+
+use super::{Command, Shared};
+use crate::flow::inputs;
+use crate::limits::TASK_INPUTS_BYTES_MAX;
+use crate::store::{Admit, NewTask, QueuedRef, StoreError};
+use crate::value::{self, Map};
+use md5::{Digest, Md5};
+
+/// A request to start a run.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitRequest {
+    /// The definition by id (first) or label.
+    pub def_id: Option<String>,
+    pub def_label: Option<String>,
+    /// The request's `inputParams` object.
+    pub inputs: Map,
+    /// Default 1 (RDS).
+    pub priority: Option<i64>,
+    /// Client-chosen task id (RDS `taskRecordId`): makes the submission idempotent.
+    pub task_id: Option<String>,
+    /// Started by the periodic scheduler (ids `period<uuid>`, failures end 1004).
+    pub periodic: bool,
+}
+
+/// An accepted submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub id: String,
+    /// False when the id already existed with the same request (nothing new was stored).
+    pub created: bool,
+}
+
+/// A refused submission; nothing was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitError {
+    /// Neither `def_id` nor `def_label` given.
+    MissingDefinition,
+    UnknownDefinition(String),
+    /// The backlog is full (`BACKLOG_MAX` / `Config::backlog_max`).
+    QueueFull {
+        limit: usize,
+    },
+    /// The task id exists with a different request.
+    IdConflict(String),
+    /// Inputs too large, a bad id, or a stored definition that no longer compiles.
+    Invalid(String),
+    Store(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::MissingDefinition => write!(f, "give a definition id or label"),
+            SubmitError::UnknownDefinition(d) => write!(f, "no task definition {d}"),
+            SubmitError::QueueFull { limit } => {
+                write!(
+                    f,
+                    "queue full: BACKLOG_MAX ({limit}) tasks are waiting to start"
+                )
+            }
+            SubmitError::IdConflict(id) => {
+                write!(f, "task id {id} already exists with a different request")
+            }
+            SubmitError::Invalid(m) => f.write_str(m),
+            SubmitError::Store(m) => write!(f, "store: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
+
+fn store_err(e: StoreError) -> SubmitError {
+    SubmitError::Store(e.to_string())
+}
+
+/// Admits `req` (see [`super::Scheduler::submit`]).
+pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submitted, SubmitError> {
+    let (id_key, label_key) = (req.def_id.clone(), req.def_label.clone());
+    if id_key.is_none() && label_key.is_none() {
+        return Err(SubmitError::MissingDefinition);
+    }
+    let def = shared
+        .store
+        .read(
+            move |rx| match id_key.as_deref().map(|id| rx.definition(id)) {
+                Some(Ok(Some(d))) => Ok(Some(d)),
+                Some(Err(e)) => Err(e),
+                _ => match label_key.as_deref() {
+                    Some(label) => rx.definition_by_label(label),
+                    None => Ok(None),
+                },
+            },
+        )
+        .await
+        .map_err(store_err)?
+        .filter(|d| !d.deleted)
+        .ok_or_else(|| {
+            SubmitError::UnknownDefinition(
+                req.def_id
+                    .clone()
+                    .or(req.def_label.clone())
+                    .unwrap_or_default(),
+            )
+        })?;
+    let flow = shared
+        .flows
+        .get_or_compile(&def)
+        .map_err(SubmitError::Invalid)?;
+    let built = inputs::build(&flow.inputs, &req.inputs);
+    for w in &built.warnings {
+        log::warn!("task of {}: {w}", def.label);
+    }
+    let stored = built.stored.to_string();
+    if stored.len() > TASK_INPUTS_BYTES_MAX {
+        return Err(SubmitError::Invalid(format!(
+            "inputParams take {} bytes, over TASK_INPUTS_BYTES_MAX ({TASK_INPUTS_BYTES_MAX})",
+            stored.len()
+        )));
+    }
+    let id = match &req.task_id {
+        Some(id) if id.trim().is_empty() || id.len() > 128 => {
+            return Err(SubmitError::Invalid(
+                "taskRecordId must be 1 to 128 characters".into(),
+            ))
+        }
+        Some(id) => id.clone(),
+        None if req.periodic => format!("period{}", uuid::Uuid::new_v4()),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let priority = req.priority.unwrap_or(1);
+    let hash = request_hash(&def.id, def.version, &req.inputs, priority);
+    let level = super::level_of(priority);
+    let created_ms = shared.clock.now_ms();
+    let task = NewTask {
+        id: id.clone(),
+        def_id: def.id.clone(),
+        def_label: def.label.clone(),
+        def_version: def.version,
+        priority,
+        level,
+        input_params: stored,
+        request_hash: Some(hash.clone()),
+        created_ms,
+        parent_id: None,
+        root_id: Some(id.clone()),
+        periodic: req.periodic,
+    };
+    let backlog = shared.config.backlog_max;
+    let admitted = shared
+        .store
+        .write(move |tx| tx.admit_task(&task, backlog))
+        .await
+        .map_err(store_err)?;
+    match admitted {
+        Admit::Inserted { seq } => {
+            let queued = QueuedRef {
+                id: id.clone(),
+                seq,
+                priority,
+                created_ms,
+            };
+            // If the driver is gone the task is still stored and starts after a restart.
+            let _ = shared
+                .commands
+                .send(Command::Admitted { level, queued })
+                .await;
+            Ok(Submitted { id, created: true })
+        }
+        Admit::Existing(rec) if rec.request_hash.as_deref() == Some(hash.as_str()) => {
+            Ok(Submitted { id, created: false })
+        }
+        Admit::Existing(_) => Err(SubmitError::IdConflict(id)),
+        Admit::BacklogFull { limit } => Err(SubmitError::QueueFull { limit }),
+    }
+}
+
+/// A stable digest of what a submission asked for (definition version aside: a re-sent
+/// request after a definition edit is still the same request).
+fn request_hash(def_id: &str, _version: i64, inputs: &Map, priority: i64) -> String {
+    let text = format!(
+        "{def_id}\n{priority}\n{}",
+        value::to_display_string(&serde_json::Value::Object(inputs.clone()))
+    );
+    Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,299 @@
+//! Operator commands inside the driver: stop, pause, resume, retry, manual end and priority
+//! changes, for runs that are loaded (an engine event) and for runs that are not (a store
+//! update, or a short load to unwind a paused or interrupted run).
+
+use super::driver::{Completion, Driver, Slot};
+use super::{Command, Control, ControlError};
+use crate::engine::{code, Event};
+use crate::limits::RUN_EVENTS_QUEUED_MAX;
+use crate::store::{TaskRecord, TaskStatus};
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<TaskStatus, ControlError>>;
+
+/// A caller waiting for a loaded run to reach a state.
+pub(super) struct Waiter {
+    want: Want,
+    reply: Reply,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Finished, failed or stopped.
+    Terminal,
+    /// Out of the running state (paused, interrupted or ended).
+    Settled,
+}
+
+/// Answers every waiter.
+pub(super) fn answer_all(waiters: Vec<Waiter>, answer: Result<TaskStatus, ControlError>) {
+    for w in waiters {
+        let _ = w.reply.send(answer.clone());
+    }
+}
+
+/// Answers the waiters whose wish the committed `status` fulfils.
+pub(super) fn answer_ready(waiters: &mut Vec<Waiter>, status: TaskStatus, settled: bool) {
+    let mut i = 0;
+    while i < waiters.len() {
+        let done = match waiters[i].want {
+            Want::Terminal => status.is_terminal(),
+            Want::Settled => settled,
+        };
+        if done {
+            let w = waiters.swap_remove(i);
+            let _ = w.reply.send(Ok(status));
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// A status a control command writes directly (the run is not loaded).
+struct StatusWrite {
+    status: TaskStatus,
+    code: i32,
+    reason: &'static str,
+    manual_end: bool,
+    /// The ready ring of this level is read again once the write is committed.
+    rescan: Option<i64>,
+}
+
+impl StatusWrite {
+    fn new(status: TaskStatus, code: i32, reason: &'static str) -> StatusWrite {
+        StatusWrite {
+            status,
+            code,
+            reason,
+            manual_end: false,
+            rescan: None,
+        }
+    }
+}
+
+/// A control command's record, read off the driver.
+pub(super) struct ControlRead {
+    id: String,
+    action: Control,
+    reply: Reply,
+    result: Result<Option<(TaskRecord, bool)>, String>,
+}
+
+impl Driver {
+    pub(super) fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Admitted { level, queued } => self.ready.admitted(level, queued),
+            Command::Control { id, action, reply } => self.control(id, action, reply),
+            Command::Priority {
+                id,
+                priority,
+                reply,
+            } => self.priority(id, priority, reply),
+            Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn control(&mut self, id: String, action: Control, reply: Reply) {
+        if self.slots.contains_key(&id) {
+            return self.control_loaded(&id, action, reply);
+        }
+        let store = self.shared.store.clone();
+        self.inflight.push(Box::pin(async move {
+            let id2 = id.clone();
+            let result = store
+                .read(move |rx| {
+                    let rec = rx.task(&id2)?;
+                    let cp = match &rec {
+                        Some(_) => rx.checkpoint(&id2)?.is_some(),
+                        None => false,
+                    };
+                    Ok(rec.map(|r| (r, cp)))
+                })
+                .await
+                .map_err(|e| e.to_string());
+            Completion::ControlRead(Box::new(ControlRead {
+                id,
+                action,
+                reply,
+                result,
+            }))
+        }));
+    }
+
+    /// A command for a run in a slot becomes an engine event.
+    fn control_loaded(&mut self, id: &str, action: Control, reply: Reply) {
+        let slot = self.slots.get_mut(id).expect("loaded");
+        let (event, want) = match action {
+            Control::Stop => (Event::Stop, Want::Terminal),
+            Control::ManualEnd => (Event::ManualEnd, Want::Terminal),
+            Control::Pause => (Event::Pause, Want::Settled),
+            Control::Resume | Control::Retry => {
+                let _ = reply.send(Err(ControlError::IllegalState {
+                    id: id.to_string(),
+                    status: slot.status,
+                    action: action.name(),
+                }));
+                return;
+            }
+        };
+        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
+            let _ = reply.send(Err(ControlError::Store(format!(
+                "task {id} is busy: RUN_EVENTS_QUEUED_MAX ({RUN_EVENTS_QUEUED_MAX}) events waiting"
+            ))));
+            return;
+        }
+        slot.events.push_back(event);
+        slot.waiters.push(Waiter { want, reply });
+        self.kick(id);
+    }
+
+    pub(super) fn control_read(&mut self, read: ControlRead) {
+        let ControlRead {
+            id,
+            action,
+            reply,
+            result,
+        } = read;
+        if self.slots.contains_key(&id) {
+            // Loaded while the record was being read: it is an engine event after all.
+            return self.control_loaded(&id, action, reply);
+        }
+        let (rec, has_checkpoint) = match result {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let _ = reply.send(Err(ControlError::NotFound(id)));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(ControlError::Store(e)));
+                return;
+            }
+        };
+        let illegal = |status| ControlError::IllegalState {
+            id: id.clone(),
+            status,
+            action: action.name(),
+        };
+        use TaskStatus as S;
+        match (action, rec.status) {
+            (_, s) if s.is_terminal() => {
+                let _ = reply.send(Err(illegal(s)));
+            }
+            (Control::Stop | Control::ManualEnd, _) if has_checkpoint => {
+                let mut slot = Slot::loading(true);
+                slot.events.push_back(if action == Control::Stop {
+                    Event::Stop
+                } else {
+                    Event::ManualEnd
+                });
+                slot.waiters.push(Waiter {
+                    want: Want::Terminal,
+                    reply,
+                });
+                self.start_load(id, slot);
+            }
+            (Control::Stop, _) => {
+                let to = StatusWrite::new(S::Stopped, code::STOPPED, "stopped before start");
+                self.set_status(id, to, reply);
+            }
+            (Control::ManualEnd, _) => {
+                let mut to = StatusWrite::new(S::Finished, code::FINISHED, "manual end");
+                to.manual_end = true;
+                self.set_status(id, to, reply);
+            }
+            (Control::Pause, S::Queued) => {
+                let to = StatusWrite::new(S::Paused, code::PAUSED, "[RootBp]paused");
+                self.set_status(id, to, reply);
+            }
+            (Control::Resume, S::Paused) | (Control::Retry, S::Interrupted) => {
+                // Back in the queue out of admission order: its level's ring is read again.
+                let mut to = StatusWrite::new(S::Queued, code::QUEUED, "queued again");
+                to.rescan = Some(rec.level);
+                self.set_status(id, to, reply);
+            }
+            (_, s) => {
+                let _ = reply.send(Err(illegal(s)));
+            }
+        }
+    }
+
+    fn set_status(&mut self, id: String, to: StatusWrite, reply: Reply) {
+        let store = self.shared.store.clone();
+        let now = self.shared.clock.now_ms();
+        let events = self.shared.events.clone();
+        self.inflight.push(Box::pin(async move {
+            let id2 = id.clone();
+            let result = store
+                .write(move |tx| {
+                    tx.set_task_status(&id2, to.status, to.code, Some(to.reason), now)?;
+                    if to.manual_end {
+                        tx.set_manual_end(&id2)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            let answer = match result {
+                Ok(()) => {
+                    let _ = events.send(super::RunEvent {
+                        run: id,
+                        kind: super::RunEventKind::Status {
+                            status: to.status,
+                            code: to.code,
+                            reason: Some(to.reason.to_string()),
+                        },
+                    });
+                    Ok(to.status)
+                }
+                Err(e) => Err(ControlError::Store(e.to_string())),
+            };
+            let ok = answer.is_ok();
+            let _ = reply.send(answer);
+            match to.rescan {
+                Some(level) if ok => Completion::Rescan(vec![level]),
+                _ => Completion::Done,
+            }
+        }));
+    }
+
+    fn priority(&mut self, id: String, priority: i64, reply: Reply) {
+        let level = super::level_of(priority);
+        if let Some(state) = self.slots.get_mut(&id).and_then(|s| s.state.as_mut()) {
+            state.task.insert("priority".into(), priority.into());
+        }
+        let store = self.shared.store.clone();
+        self.inflight.push(Box::pin(async move {
+            let id2 = id.clone();
+            let result = store
+                .write(move |tx| {
+                    let Some(rec) = tx.task(&id2)? else {
+                        return Ok(None);
+                    };
+                    if rec.status.is_terminal() {
+                        return Ok(Some((rec.status, false)));
+                    }
+                    tx.set_task_priority(&id2, priority, level)?;
+                    Ok(Some((rec.status, true)))
+                })
+                .await;
+            let answer = match result {
+                Ok(None) => Err(ControlError::NotFound(id)),
+                Ok(Some((status, true))) => Ok(status),
+                Ok(Some((status, false))) => Err(ControlError::IllegalState {
+                    id,
+                    status,
+                    action: "change the priority of",
+                }),
+                Err(e) => Err(ControlError::Store(e.to_string())),
+            };
+            let requeued = answer == Ok(TaskStatus::Queued);
+            let _ = reply.send(answer);
+            // A queued run may sit in the ring of its old level: read every ring again (a
+            // stale entry is skipped when popped, since the loader checks the stored status).
+            if requeued {
+                Completion::Rescan((0..crate::limits::PRIORITY_LEVELS as i64).collect())
+            } else {
+                Completion::Done
+            }
+        }));
+    }
+}

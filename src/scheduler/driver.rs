@@ -1,0 +1,606 @@
+//! The driver task: owns every loaded run, the ready rings and the timers; steps runs with the
+//! engine, commits each step, then starts its waits. All in one task, so there is no locking of
+//! run state and nothing is spawned per run.
+
+use super::control::Waiter;
+use super::host::{Cache, RunHost};
+use super::persist::{status_for, StatusChange, StepWrite};
+use super::ready::Ready;
+use super::timers::{TimerKey, Timers};
+use super::{Command, RunEvent, RunEventKind, Shared};
+use crate::engine::{self, Effect, EffectKind, Event, Outcome, Record, RunState};
+use crate::flow::model::Flow;
+use crate::limits::{FIBERS_MAX, RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS};
+use crate::store::{QueuedRef, StoreError, TaskRecord, TaskStatus};
+use crate::value::Map;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub(super) type BoxFuture = Pin<Box<dyn Future<Output = Completion> + Send>>;
+
+/// What an in-flight future reports back to the driver.
+pub(super) enum Completion {
+    Committed(Box<Commit>),
+    Loaded {
+        run: String,
+        result: Result<Box<Loaded>, String>,
+    },
+    Refilled {
+        level: i64,
+        room: usize,
+        result: Result<Vec<QueuedRef>, StoreError>,
+    },
+    /// A control command finished its own store work (the reply was sent by the future).
+    Done,
+    /// As `Done`, and these ready levels must be read again from the store.
+    Rescan(Vec<i64>),
+    /// A periodic definition's tick ended.
+    Ticked {
+        def_id: String,
+        tick: super::periodic::Tick,
+    },
+    /// A control command read the run's record; continue it in the driver.
+    ControlRead(Box<super::control::ControlRead>),
+}
+
+/// A step's write came back.
+pub(super) struct Commit {
+    run: String,
+    result: Result<(), StoreError>,
+    effects: Vec<Effect>,
+    outcome: Outcome,
+    status: Option<StatusChange>,
+    events: Vec<RunEvent>,
+}
+
+/// A run read from the store, ready to be stepped.
+pub(super) struct Loaded {
+    pub record: TaskRecord,
+    pub flow: Arc<Flow>,
+    pub checkpoint: Option<RunState>,
+}
+
+/// A run the driver holds (loading or loaded).
+pub(super) struct Slot {
+    pub flow: Option<Arc<Flow>>,
+    pub state: Option<RunState>,
+    /// A step's write is in flight: further events wait in `events`.
+    pub busy: bool,
+    pub events: VecDeque<Event>,
+    /// The status the store has for the run.
+    pub status: TaskStatus,
+    pub waiters: Vec<Waiter>,
+    /// Loaded only to apply a control command (stop/manual end of a paused or interrupted
+    /// run); does not count against `runs_active_max`.
+    pub control_only: bool,
+    /// Loaded again after a failed commit: the store may still say `running`.
+    pub reload: bool,
+}
+
+impl Slot {
+    pub fn loading(control_only: bool) -> Slot {
+        Slot {
+            flow: None,
+            state: None,
+            busy: false,
+            events: VecDeque::new(),
+            status: TaskStatus::Queued,
+            waiters: Vec::new(),
+            control_only,
+            reload: false,
+        }
+    }
+}
+
+pub(super) struct Driver {
+    pub shared: Arc<Shared>,
+    pub ready: Ready,
+    pub timers: Timers,
+    pub slots: HashMap<String, Slot>,
+    pub cache: Cache,
+    pub inflight: FuturesUnordered<BoxFuture>,
+    commands: mpsc::Receiver<Command>,
+    /// Runs to load again after a failed commit, with the time to do it.
+    reloads: VecDeque<(String, i64)>,
+    pub shutting_down: Option<tokio::sync::oneshot::Sender<()>>,
+    pub periodic: Vec<super::periodic::Periodic>,
+}
+
+impl Driver {
+    /// Prepares the driver: loads the data cache and puts runs that were running back in the
+    /// queue (they resume from their checkpoints).
+    pub async fn recover(
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Command>,
+    ) -> Result<Driver, StoreError> {
+        let entries = shared
+            .store
+            .read(|rx| rx.cache_all(crate::limits::CACHE_ENTRIES_MAX))
+            .await?;
+        let now = shared.clock.now_ms();
+        let requeued = shared
+            .store
+            .write(move |tx| {
+                let running = tx.tasks_with_status(TaskStatus::Running, usize::MAX >> 1)?;
+                for t in &running {
+                    tx.set_task_status(
+                        &t.id,
+                        TaskStatus::Queued,
+                        crate::engine::code::QUEUED,
+                        None,
+                        now,
+                    )?;
+                }
+                Ok(running.len())
+            })
+            .await?;
+        if requeued > 0 {
+            log::info!(
+                "recovery: {requeued} run(s) that were running resume from their checkpoints"
+            );
+        }
+        let periodic = super::periodic::schedule(super::periodic::load(&shared).await?, now);
+        let config = &shared.config;
+        let timers = Timers::new((config.runs_active_max + 8) * FIBERS_MAX);
+        Ok(Driver {
+            ready: Ready::new(config.ready_ring_capacity, config.aging_step_ms),
+            timers,
+            slots: HashMap::new(),
+            cache: Cache::from_entries(entries.into_iter().map(|(k, v, _)| (k, v))),
+            inflight: FuturesUnordered::new(),
+            commands,
+            reloads: VecDeque::new(),
+            shutting_down: None,
+            periodic,
+            shared,
+        })
+    }
+
+    /// The driver loop; ends after a shutdown once every write in flight has committed.
+    pub async fn run(mut self) {
+        loop {
+            self.fill();
+            self.publish_gauges();
+            if self.shutting_down.is_some() && !self.slots.values().any(|s| s.busy) {
+                break;
+            }
+            let deadline = self.next_deadline();
+            let sleep_until = deadline.map(|ms| self.shared.clock.instant_at(ms));
+            tokio::select! {
+                biased;
+                Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.completed(done);
+                }
+                cmd = self.commands.recv(), if self.shutting_down.is_none() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => self.begin_shutdown(None),
+                },
+                _ = sleep_opt(sleep_until), if sleep_until.is_some() => self.fire_due(),
+            }
+        }
+        if let Some(reply) = self.shutting_down.take() {
+            let _ = reply.send(());
+        }
+        log::info!("scheduler stopped");
+    }
+
+    pub fn begin_shutdown(&mut self, reply: Option<tokio::sync::oneshot::Sender<()>>) {
+        let (tx, _) = tokio::sync::oneshot::channel();
+        self.shutting_down = Some(reply.unwrap_or(tx));
+        for slot in self.slots.values_mut() {
+            slot.events.clear();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<i64> {
+        [
+            self.timers.next_deadline(),
+            self.reloads.iter().map(|(_, t)| *t).min(),
+            self.next_periodic(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn publish_gauges(&self) {
+        let g = &self.shared.gauges;
+        g.runs_loaded.store(self.active(), Relaxed);
+        g.ready_len.store(self.ready.len(), Relaxed);
+        g.ready_capacity.store(self.ready.capacity(), Relaxed);
+        g.timers.store(self.timers.len(), Relaxed);
+        g.timers_capacity.store(self.timers.capacity(), Relaxed);
+        g.inflight.store(self.inflight.len(), Relaxed);
+        g.cache_entries.store(self.cache.len(), Relaxed);
+    }
+
+    fn active(&self) -> usize {
+        self.slots.values().filter(|s| !s.control_only).count()
+    }
+
+    /// Reads in refills and starts loading queued runs while slots are free.
+    fn fill(&mut self) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        for (level, after, room) in self.ready.refills_due() {
+            let store = self.shared.store.clone();
+            self.inflight.push(Box::pin(async move {
+                let result = store
+                    .read(move |rx| rx.queued_in_level(level, after, room))
+                    .await;
+                Completion::Refilled {
+                    level,
+                    room,
+                    result,
+                }
+            }));
+        }
+        let now = self.shared.clock.now_ms();
+        while self.active() < self.shared.config.runs_active_max {
+            let Some(next) = self.ready.pop(now) else {
+                break;
+            };
+            if !self.slots.contains_key(&next.id) {
+                self.start_load(next.id, Slot::loading(false));
+            }
+        }
+    }
+
+    /// Reads a run (record, checkpoint, definition) and puts it in a slot.
+    pub fn start_load(&mut self, id: String, slot: Slot) {
+        self.slots.insert(id.clone(), slot);
+        let shared = self.shared.clone();
+        self.inflight.push(Box::pin(async move {
+            let result = load(&shared, &id).await;
+            Completion::Loaded { run: id, result }
+        }));
+    }
+
+    fn completed(&mut self, done: Completion) {
+        match done {
+            Completion::Committed(commit) => self.committed(*commit),
+            Completion::Loaded { run, result } => self.loaded(run, result),
+            Completion::Refilled {
+                level,
+                room,
+                result,
+            } => match result {
+                Ok(rows) => self.ready.refilled(level, rows, room),
+                Err(e) => {
+                    log::error!("reading queued runs: {e}");
+                    self.ready.refill_failed(level);
+                }
+            },
+            Completion::Ticked { def_id, tick } => self.ticked(&def_id, tick),
+            Completion::Done => {}
+            Completion::Rescan(levels) => {
+                for level in levels {
+                    self.ready.rescan(level);
+                }
+            }
+            Completion::ControlRead(read) => self.control_read(*read),
+        }
+    }
+
+    fn loaded(&mut self, id: String, result: Result<Box<Loaded>, String>) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let loaded = match result {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("run {id}: cannot load: {e}");
+                let slot = self.slots.remove(&id).expect("slot");
+                super::control::answer_all(slot.waiters, Err(super::ControlError::Store(e)));
+                return;
+            }
+        };
+        let status = loaded.record.status;
+        let expected = match (slot.control_only, slot.reload) {
+            (_, true) => matches!(status, TaskStatus::Running | TaskStatus::Queued),
+            (true, _) => !status.is_terminal(),
+            (false, false) => status == TaskStatus::Queued,
+        };
+        if !expected {
+            // Stopped, paused or already taken while it waited in the ring.
+            let slot = self.slots.remove(&id).expect("slot");
+            super::control::answer_all(slot.waiters, Ok(status));
+            return;
+        }
+        let (state, natural) = match loaded.checkpoint {
+            Some(state) => {
+                let event = if state.paused {
+                    Event::Resume
+                } else if state.interrupted.is_some() {
+                    Event::Retry
+                } else {
+                    Event::Recover
+                };
+                (state, event)
+            }
+            None => (new_state(&loaded.flow, &loaded.record), Event::Start),
+        };
+        let control_first = slot.control_only;
+        slot.status = status;
+        slot.flow = Some(loaded.flow);
+        slot.state = Some(state);
+        if natural == Event::Start || !control_first {
+            slot.events.push_front(natural);
+        }
+        self.kick(&id);
+    }
+
+    /// Steps run `id` with its next event, unless a write is in flight.
+    pub fn kick(&mut self, id: &str) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
+        if slot.busy || slot.state.is_none() {
+            return;
+        }
+        let Some(event) = slot.events.pop_front() else {
+            return;
+        };
+        let flow = slot.flow.clone().expect("loaded slot has a flow");
+        let state = slot.state.as_mut().expect("loaded");
+        let mut host = RunHost {
+            clock: &self.shared.clock,
+            cache: &mut self.cache,
+        };
+        let out = engine::step(&flow, state, event, &mut host);
+        for token in &out.cancelled {
+            self.timers.cancel(id, *token);
+        }
+        let outcome = out.outcome.clone().expect("a step always has an outcome");
+        let change = status_for(&outcome);
+        let status = (change.status != slot.status || change.status != TaskStatus::Running)
+            .then_some(change);
+        let now = self.shared.clock.now_ms();
+        let write = match StepWrite::new(&flow, state, &out, status.clone(), now) {
+            Ok(w) => w,
+            Err(e) => {
+                log::error!("run {id}: {e}");
+                return self.commit_failed(id.to_string(), StoreError::Io(e));
+            }
+        };
+        let events = run_events(id, &flow, &out.records, status.as_ref());
+        slot.busy = true;
+        let store = self.shared.store.clone();
+        let run = id.to_string();
+        let effects = out.effects;
+        self.inflight.push(Box::pin(async move {
+            let result = store.write(move |tx| write.apply(tx)).await;
+            Completion::Committed(Box::new(Commit {
+                run,
+                result,
+                effects,
+                outcome,
+                status,
+                events,
+            }))
+        }));
+    }
+
+    fn committed(&mut self, commit: Commit) {
+        let Commit {
+            run: id,
+            result,
+            effects,
+            outcome,
+            status,
+            events,
+        } = commit;
+        if let Err(e) = result {
+            return self.commit_failed(id, e);
+        }
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.busy = false;
+        if let Some(change) = &status {
+            slot.status = change.status;
+        }
+        for event in events {
+            let _ = self.shared.events.send(event);
+        }
+        let mut failed_timer = None;
+        for effect in effects {
+            let EffectKind::Timer { until_ms } = effect.kind;
+            let key = TimerKey {
+                run: id.clone(),
+                fiber: effect.fiber,
+                token: effect.token,
+            };
+            if let Err(e) = self.timers.insert(until_ms, key) {
+                failed_timer = Some(e);
+            }
+        }
+        if let Some(e) = failed_timer {
+            // A broken invariant (timers are sized for every fiber of every slot): stop the run
+            // rather than leave a wait that never ends.
+            log::error!("run {id}: {e}; stopping it");
+            slot.events.push_back(Event::Stop);
+        }
+        let settled = !matches!(outcome, Outcome::More | Outcome::Waiting);
+        if matches!(outcome, Outcome::More) {
+            slot.events.push_back(Event::Continue);
+        }
+        let current = slot.status;
+        super::control::answer_ready(&mut slot.waiters, current, settled);
+        if settled && slot.events.is_empty() {
+            self.unload(&id);
+        } else {
+            self.kick(&id);
+        }
+    }
+
+    /// A step's write failed: forget the in-memory state and load the run again from its last
+    /// good checkpoint after `STORE_RETRY_MS` (the step's waits were never started).
+    fn commit_failed(&mut self, id: String, e: StoreError) {
+        log::error!("run {id}: step not written ({e}); reloading from its last checkpoint");
+        self.shared.gauges.commit_failures.fetch_add(1, Relaxed);
+        self.timers.cancel_run(&id);
+        if let Some(slot) = self.slots.remove(&id) {
+            super::control::answer_all(
+                slot.waiters,
+                Err(super::ControlError::Store(e.to_string())),
+            );
+        }
+        let due = self.shared.clock.now_ms() + STORE_RETRY_MS as i64;
+        self.reloads.push_back((id, due));
+    }
+
+    /// Drops a settled run from memory (its checkpoint or final status is in the store).
+    pub fn unload(&mut self, id: &str) {
+        self.timers.cancel_run(id);
+        if let Some(slot) = self.slots.remove(id) {
+            let status = slot.status;
+            super::control::answer_all(slot.waiters, Ok(status));
+        }
+    }
+
+    fn fire_due(&mut self) {
+        let now = self.shared.clock.now_ms();
+        self.fire_periodic(now);
+        for key in self.timers.due(now) {
+            if let Some(slot) = self.slots.get_mut(&key.run) {
+                if slot.events.len() < RUN_EVENTS_QUEUED_MAX {
+                    slot.events.push_back(Event::Woke {
+                        fiber: key.fiber,
+                        token: key.token,
+                    });
+                }
+                self.kick(&key.run);
+            }
+        }
+        while self.reloads.front().is_some_and(|(_, t)| *t <= now) {
+            let (id, _) = self.reloads.pop_front().expect("front");
+            if !self.slots.contains_key(&id) {
+                let mut slot = Slot::loading(false);
+                slot.reload = true;
+                self.start_load(id, slot);
+            }
+        }
+    }
+}
+
+async fn sleep_opt(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads everything needed to step run `id`.
+async fn load(shared: &Shared, id: &str) -> Result<Box<Loaded>, String> {
+    let id2 = id.to_string();
+    let (record, checkpoint, def) = shared
+        .store
+        .read(move |rx| {
+            let Some(record) = rx.task(&id2)? else {
+                return Err(StoreError::NotFound(id2.clone()));
+            };
+            let checkpoint = rx.checkpoint(&id2)?;
+            let def = rx.definition_version(&record.def_id, record.def_version)?;
+            Ok((record, checkpoint, def))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let def = def.ok_or_else(|| {
+        format!(
+            "definition {} version {} is missing",
+            record.def_id, record.def_version
+        )
+    })?;
+    let flow = shared.flows.get_or_compile(&def)?;
+    let checkpoint = match checkpoint {
+        Some(text) => Some(
+            serde_json::from_str::<RunState>(&text)
+                .map_err(|e| format!("checkpoint does not parse: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Box::new(Loaded {
+        record,
+        flow,
+        checkpoint,
+    }))
+}
+
+/// The initial state of a run that has not started.
+fn new_state(flow: &Flow, record: &TaskRecord) -> RunState {
+    let stored: serde_json::Value =
+        serde_json::from_str(&record.input_params).unwrap_or(serde_json::Value::Null);
+    let inputs = crate::flow::inputs::from_stored(&flow.inputs, &stored);
+    let mut task = Map::new();
+    task.insert("id".into(), record.def_id.clone().into());
+    task.insert("defLabel".into(), record.def_label.clone().into());
+    task.insert(
+        "createdOn".into(),
+        super::host::local_time(record.created_ms).into(),
+    );
+    task.insert("status".into(), crate::engine::code::RUNNING.into());
+    task.insert("taskRecordId".into(), record.id.clone().into());
+    task.insert("priority".into(), record.priority.into());
+    RunState::new(record.id.clone(), record.periodic, inputs.values, task)
+}
+
+/// The events a committed step publishes.
+fn run_events(
+    id: &str,
+    flow: &Flow,
+    records: &[Record],
+    status: Option<&StatusChange>,
+) -> Vec<RunEvent> {
+    let mut out = Vec::new();
+    let ev = |kind| RunEvent {
+        run: id.to_string(),
+        kind,
+    };
+    for r in records {
+        match r {
+            Record::BlockStarted { block, .. } => {
+                let b = flow.block(*block);
+                out.push(ev(RunEventKind::BlockStarted {
+                    name: b.name.clone(),
+                    block_type: b.block_type.clone(),
+                }));
+            }
+            Record::BlockEnded {
+                block,
+                status,
+                reason,
+                ..
+            } => {
+                let b = flow.block(*block);
+                out.push(ev(RunEventKind::BlockEnded {
+                    name: b.name.clone(),
+                    block_type: b.block_type.clone(),
+                    status: *status,
+                    reason: reason.clone(),
+                }));
+            }
+            Record::Log { message, .. } => out.push(ev(RunEventKind::Log {
+                message: message.clone(),
+            })),
+            _ => {}
+        }
+    }
+    if let Some(change) = status {
+        out.push(ev(RunEventKind::Status {
+            status: change.status,
+            code: change.code,
+            reason: change.reason.clone(),
+        }));
+    }
+    out
+}

@@ -1,0 +1,122 @@
+//! Periodic definitions (spec §4.10): each enabled one starts a run every `period` ms after a
+//! first `delay`, and skips a tick while its previous run is still active (not ended).
+
+use super::admission::{self, SubmitRequest};
+use super::driver::{Completion, Driver};
+use super::Shared;
+use crate::limits::PERIODIC_DEFINITIONS_MAX;
+use crate::store::{DefinitionRecord, StoreError};
+use std::sync::Arc;
+
+/// One scheduled periodic definition.
+pub(super) struct Periodic {
+    def_id: String,
+    period_ms: i64,
+    next_ms: i64,
+    /// A tick's check-and-submit is in flight.
+    ticking: bool,
+}
+
+/// What a tick did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Tick {
+    Started(String),
+    /// The previous run is still active.
+    Skipped,
+    Failed(String),
+}
+
+/// The schedule for the enabled periodic definitions among `defs`, first ticks after their
+/// delays. Definitions past `PERIODIC_DEFINITIONS_MAX` are left out with a warning.
+pub(super) fn schedule(defs: Vec<DefinitionRecord>, now_ms: i64) -> Vec<Periodic> {
+    let enabled: Vec<DefinitionRecord> = defs
+        .into_iter()
+        .filter(|d| d.periodic && d.if_enable && !d.deleted)
+        .collect();
+    if enabled.len() > PERIODIC_DEFINITIONS_MAX {
+        log::warn!(
+            "{} periodic definitions enabled; only PERIODIC_DEFINITIONS_MAX \
+             ({PERIODIC_DEFINITIONS_MAX}) are scheduled",
+            enabled.len()
+        );
+    }
+    enabled
+        .into_iter()
+        .take(PERIODIC_DEFINITIONS_MAX)
+        .map(|d| Periodic {
+            def_id: d.id,
+            period_ms: d.period_ms.max(crate::limits::PERIOD_MS_MIN),
+            next_ms: now_ms + d.delay_ms.max(0),
+            ticking: false,
+        })
+        .collect()
+}
+
+impl Driver {
+    /// The earliest periodic tick.
+    pub(super) fn next_periodic(&self) -> Option<i64> {
+        self.periodic
+            .iter()
+            .filter(|p| !p.ticking)
+            .map(|p| p.next_ms)
+            .min()
+    }
+
+    /// Starts the ticks that are due.
+    pub(super) fn fire_periodic(&mut self, now_ms: i64) {
+        if self.shutting_down.is_some() {
+            return;
+        }
+        for p in self.periodic.iter_mut() {
+            if p.ticking || p.next_ms > now_ms {
+                continue;
+            }
+            p.ticking = true;
+            let shared = self.shared.clone();
+            let def_id = p.def_id.clone();
+            self.inflight.push(Box::pin(async move {
+                let tick = tick(shared, def_id.clone()).await;
+                Completion::Ticked { def_id, tick }
+            }));
+        }
+    }
+
+    /// A tick ended: the next one is a period later.
+    pub(super) fn ticked(&mut self, def_id: &str, tick: Tick) {
+        let now = self.shared.clock.now_ms();
+        if let Tick::Failed(e) = &tick {
+            log::warn!("periodic definition {def_id}: {e}");
+        }
+        if let Some(p) = self.periodic.iter_mut().find(|p| p.def_id == def_id) {
+            p.ticking = false;
+            p.next_ms = now + p.period_ms;
+        }
+    }
+}
+
+async fn tick(shared: Arc<Shared>, def_id: String) -> Tick {
+    let id = def_id.clone();
+    let active = shared
+        .store
+        .read(move |rx| rx.active_count_for_definition(&id))
+        .await;
+    match active {
+        Ok(0) => {}
+        Ok(_) => return Tick::Skipped,
+        Err(e) => return Tick::Failed(e.to_string()),
+    }
+    let req = SubmitRequest {
+        def_id: Some(def_id),
+        periodic: true,
+        ..SubmitRequest::default()
+    };
+    match admission::submit(&shared, req).await {
+        Ok(s) => Tick::Started(s.id),
+        Err(e) => Tick::Failed(e.to_string()),
+    }
+}
+
+/// Reads the periodic definitions from the store.
+pub(super) async fn load(shared: &Shared) -> Result<Vec<DefinitionRecord>, StoreError> {
+    shared.store.read(|rx| rx.periodic_definitions()).await
+}

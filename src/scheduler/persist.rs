@@ -1,0 +1,240 @@
+//! Turns one engine step into one store write: block records, logs, cache changes, task fields,
+//! the status change and the checkpoint, all in the same transaction (design §4: the checkpoint
+//! is written with the block records it covers).
+
+use crate::engine::{code, Ended, Outcome, Record, RunState, StepOutput};
+use crate::flow::model::Flow;
+use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
+use crate::store::{BlockStart, StoreError, TaskFields, TaskStatus, Tx};
+
+/// One block record operation, with everything the store needs, owned.
+enum Op {
+    Started(BlockStart),
+    Ended {
+        seq: i64,
+        status: i32,
+        reason: String,
+        outputs: Option<String>,
+    },
+    Status {
+        seq: i64,
+        status: i32,
+        reason: String,
+    },
+    Log {
+        block: Option<String>,
+        level: i32,
+        message: String,
+    },
+    CacheSet(String, String),
+    CacheDelete(String),
+}
+
+/// The status a run's record takes after a step, with code and reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub status: TaskStatus,
+    pub code: i32,
+    pub reason: Option<String>,
+    pub manual_end: bool,
+}
+
+/// The record status for a step outcome.
+pub fn status_for(outcome: &Outcome) -> StatusChange {
+    let (status, code, reason, manual_end) = match outcome {
+        Outcome::More | Outcome::Waiting => (TaskStatus::Running, code::RUNNING, None, false),
+        Outcome::Paused => (
+            TaskStatus::Paused,
+            code::PAUSED,
+            Some("[RootBp]paused".to_string()),
+            false,
+        ),
+        Outcome::Interrupted { reason } => (
+            TaskStatus::Interrupted,
+            code::INTERRUPTED,
+            Some(reason.clone()),
+            false,
+        ),
+        Outcome::Ended(Ended {
+            code,
+            reason,
+            manual_end,
+        }) => {
+            let status = match *code {
+                code::STOPPED => TaskStatus::Stopped,
+                code::FAILED => TaskStatus::Failed,
+                _ => TaskStatus::Finished,
+            };
+            (status, *code, Some(reason.clone()), *manual_end)
+        }
+    };
+    StatusChange {
+        status,
+        code,
+        reason,
+        manual_end,
+    }
+}
+
+/// A prepared write for one step.
+pub struct StepWrite {
+    run: String,
+    ops: Vec<Op>,
+    fields: TaskFields,
+    status: Option<StatusChange>,
+    /// The checkpoint, or `None` when the run ended (the checkpoint is deleted).
+    checkpoint: Option<String>,
+    prune_records: bool,
+    now_ms: i64,
+}
+
+impl StepWrite {
+    /// Prepares the write for `out`, the step that brought `run` to its current state.
+    /// `status_changed` is false when the record already has the outcome's status.
+    pub fn new(
+        flow: &Flow,
+        run: &RunState,
+        out: &StepOutput,
+        status: Option<StatusChange>,
+        now_ms: i64,
+    ) -> Result<StepWrite, String> {
+        let mut ops = Vec::with_capacity(out.records.len());
+        let mut fields = TaskFields::default();
+        for record in &out.records {
+            match record {
+                Record::BlockStarted {
+                    seq,
+                    block,
+                    iteration,
+                    inputs,
+                } => {
+                    let b = flow.block(*block);
+                    ops.push(Op::Started(BlockStart {
+                        task_id: run.id.clone(),
+                        seq: *seq as i64,
+                        block_id: b.id,
+                        block_name: b.name.clone(),
+                        block_type: b.block_type.clone(),
+                        iteration: iteration.clone(),
+                        inputs: (!inputs.is_empty())
+                            .then(|| serde_json::Value::Object(inputs.clone()).to_string()),
+                        started_ms: now_ms,
+                    }));
+                }
+                Record::BlockEnded {
+                    seq,
+                    status,
+                    reason,
+                    outputs,
+                    ..
+                } => ops.push(Op::Ended {
+                    seq: *seq as i64,
+                    status: *status,
+                    reason: reason.clone(),
+                    outputs: outputs.as_ref().map(|v| v.to_string()),
+                }),
+                Record::BlockStatus {
+                    seq,
+                    status,
+                    reason,
+                } => ops.push(Op::Status {
+                    seq: *seq as i64,
+                    status: *status,
+                    reason: reason.clone(),
+                }),
+                Record::Log {
+                    level,
+                    block,
+                    message,
+                } => ops.push(Op::Log {
+                    block: block.map(|b| flow.block(b).name.clone()),
+                    level: *level as i32,
+                    message: message.clone(),
+                }),
+                Record::VariablesChanged => {
+                    fields.variables =
+                        Some(serde_json::Value::Object(run.variables.clone()).to_string())
+                }
+                Record::StateDescription(text) => fields.state_description = Some(text.clone()),
+                Record::CacheSet { key, value } => {
+                    ops.push(Op::CacheSet(key.clone(), value.clone()))
+                }
+                Record::CacheDelete { key } => ops.push(Op::CacheDelete(key.clone())),
+            }
+        }
+        let ended = matches!(out.outcome, Some(Outcome::Ended(_)));
+        let checkpoint = if ended {
+            None
+        } else {
+            Some(serde_json::to_string(run).map_err(|e| format!("checkpoint: {e}"))?)
+        };
+        Ok(StepWrite {
+            run: run.id.clone(),
+            ops,
+            fields,
+            status,
+            checkpoint,
+            prune_records: run.next_seq as usize > BLOCK_RECORDS_PER_RUN_MAX
+                && run.next_seq % 64 == 0,
+            now_ms,
+        })
+    }
+
+    /// Applies the write inside the writer's transaction.
+    pub fn apply(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        let id = self.run.as_str();
+        for op in &self.ops {
+            match op {
+                Op::Started(start) => tx.block_started(start)?,
+                Op::Ended {
+                    seq,
+                    status,
+                    reason,
+                    outputs,
+                } => {
+                    let reason = (!reason.is_empty()).then_some(reason.as_str());
+                    tx.block_ended(id, *seq, *status, reason, outputs.as_deref(), self.now_ms)?;
+                }
+                Op::Status {
+                    seq,
+                    status,
+                    reason,
+                } => {
+                    tx.block_status(id, *seq, *status, Some(reason))?;
+                }
+                Op::Log {
+                    block,
+                    level,
+                    message,
+                } => tx.task_log(id, block.as_deref(), *level, message, self.now_ms)?,
+                Op::CacheSet(key, value) => tx.cache_set(key, value, self.now_ms)?,
+                Op::CacheDelete(key) => {
+                    tx.cache_delete(key)?;
+                }
+            }
+        }
+        if self.fields.variables.is_some() || self.fields.state_description.is_some() {
+            tx.set_task_fields(id, &self.fields)?;
+        }
+        if let Some(change) = &self.status {
+            tx.set_task_status(
+                id,
+                change.status,
+                change.code,
+                change.reason.as_deref(),
+                self.now_ms,
+            )?;
+            if change.manual_end {
+                tx.set_manual_end(id)?;
+            }
+        }
+        match &self.checkpoint {
+            Some(state) => tx.put_checkpoint(id, state, self.now_ms)?,
+            None => tx.delete_checkpoint(id)?,
+        }
+        if self.prune_records {
+            tx.prune_task_block_records(id, BLOCK_RECORDS_PER_RUN_MAX)?;
+        }
+        Ok(())
+    }
+}
