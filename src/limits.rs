@@ -231,6 +231,10 @@ pub const STORE_RETRY_MS: u64 = 2_000;
 /// error naming the limit.
 pub const TASKS_TRACKED_MAX: usize = 64;
 
+/// Time a graceful shutdown (SIGTERM/SIGINT) waits for steps in flight to commit before the
+/// process exits anyway (the store is still closed cleanly; runs resume from their checkpoints).
+pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+
 /// Tokio worker threads of the appliance's runtime (a controller has few cores).
 pub const RUNTIME_WORKER_THREADS: usize = 2;
 

@@ -78,6 +78,8 @@ struct TaskState;
 impl Behaviour for TaskState {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
         if let Some(text) = cx.str_param("stateMsg") {
+            let line = format!("[TaskStateBp][{}]stateDescription: {text}", cx.block().name);
+            cx.log(LogLevel::Info, line);
             cx.set_state_description(text);
         }
         Ok(Action::Done)

@@ -2,7 +2,11 @@
 //! (a handful of flags) and every outcome maps to one exit code: 0 success, 1 the job failed
 //! (definition errors, a run that did not finish), 2 bad usage.
 
+mod bench;
 mod check;
+mod run;
+mod runtime;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -10,7 +14,12 @@ const USAGE: &str = "\
 vwed — runs RDS wind-task transport flows
 
 usage:
+  vwed [serve] [--data DIR]              the appliance (default command)
   vwed check FILE...                     validate definitions, print every diagnostic
+  vwed run FILE [--label L] [--input k=v]... [--json]
+                                         run one definition on a temporary store
+  vwed bench [--tasks N] [--concurrency C] [--delay-ms D] [--data DIR] [--json]
+                                         push N small flows through the scheduler and SQLite
   vwed --version
 ";
 
@@ -29,6 +38,9 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let result = match command {
         "check" => check::main(rest),
+        "run" => run::main(rest),
+        "bench" => bench::main(rest),
+        "serve" => serve::main(rest),
         "--version" | "-V" | "version" => {
             println!("vwed {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

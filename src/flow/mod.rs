@@ -3,6 +3,8 @@
 
 mod analysis;
 pub mod compile;
+#[cfg(test)]
+mod compile_tests;
 pub mod expr;
 pub mod inputs;
 pub mod load;
