@@ -3,6 +3,7 @@
 //! (definition errors, a run that did not finish), 2 bad usage.
 
 mod check;
+mod limits;
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ vwed — runs RDS wind-task transport flows
 
 usage:
   vwed check FILE...                     validate definitions, print every diagnostic
+  vwed limits [--json]                   print the memory budget: every bound and its total
   vwed --version
 ";
 
@@ -29,6 +31,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let result = match command {
         "check" => check::main(rest),
+        "limits" => limits::main(rest),
         "--version" | "-V" | "version" => {
             println!("vwed {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
