@@ -8,9 +8,10 @@
 //! - [`blocks`]: the static registry of block kinds.
 //! - [`store`]: the only module that touches SQLite.
 //! - [`scheduler`]: admission, ready queues, run slots, timers, stop/pause/resume/retry, recovery.
-//! - [`limits`]: every capacity.
+//! - [`limits`]: every capacity; [`budget`]: the memory they allow in total.
 
 pub mod blocks;
+pub mod budget;
 pub mod cli;
 pub mod engine;
 pub mod flow;

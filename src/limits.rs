@@ -94,6 +94,9 @@ pub const LOG_LINE_BYTES_MAX: usize = 4 * 1024;
 /// marker (the run's own state is not truncated; it is bounded by the limits above).
 pub const RECORD_VALUE_BYTES_MAX: usize = 16 * 1024;
 
+/// Bytes of a run id (`taskRecordId`). A submission with a longer id is refused.
+pub const TASK_ID_BYTES_MAX: usize = 128;
+
 /// Bytes of a run's `stateDescription`. Longer → truncated with a marker.
 pub const STATE_DESCRIPTION_BYTES_MAX: usize = 4 * 1024;
 

@@ -4,6 +4,7 @@
 
 mod bench;
 mod check;
+mod limits;
 mod run;
 mod runtime;
 mod serve;
@@ -20,6 +21,7 @@ usage:
                                          run one definition on a temporary store
   vwed bench [--tasks N] [--concurrency C] [--delay-ms D] [--data DIR] [--json]
                                          push N small flows through the scheduler and SQLite
+  vwed limits [--json]                   print the memory budget: every bound and its total
   vwed --version
 ";
 
@@ -41,6 +43,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "run" => run::main(rest),
         "bench" => bench::main(rest),
         "serve" => serve::main(rest),
+        "limits" => limits::main(rest),
         "--version" | "-V" | "version" => {
             println!("vwed {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

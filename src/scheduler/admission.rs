@@ -4,7 +4,7 @@
 
 use super::{Command, Shared};
 use crate::flow::inputs;
-use crate::limits::TASK_INPUTS_BYTES_MAX;
+use crate::limits::{TASK_ID_BYTES_MAX, TASK_INPUTS_BYTES_MAX};
 use crate::store::{Admit, NewTask, QueuedRef, StoreError};
 use crate::value::{self, Map};
 use md5::{Digest, Md5};
@@ -121,10 +121,10 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
         )));
     }
     let id = match &req.task_id {
-        Some(id) if id.trim().is_empty() || id.len() > 128 => {
-            return Err(SubmitError::Invalid(
-                "taskRecordId must be 1 to 128 characters".into(),
-            ))
+        Some(id) if id.trim().is_empty() || id.len() > TASK_ID_BYTES_MAX => {
+            return Err(SubmitError::Invalid(format!(
+                "taskRecordId must be 1 to TASK_ID_BYTES_MAX ({TASK_ID_BYTES_MAX}) bytes"
+            )))
         }
         Some(id) => id.clone(),
         None if req.periodic => format!("period{}", uuid::Uuid::new_v4()),

@@ -22,6 +22,16 @@ pub use flows::{compile_record, FlowCache, SaveError};
 pub use host::{local_time, Clock};
 pub use ready::level_of;
 
+/// In-memory sizes of the scheduler's private types, for the memory budget (`crate::budget`).
+pub(crate) mod sizes {
+    /// One queued scheduler command.
+    pub const COMMAND: usize = std::mem::size_of::<super::Command>();
+    /// One timer's key (held by the deadline map; the index holds the run id again).
+    pub const TIMER_KEY: usize = std::mem::size_of::<super::timers::TimerKey>();
+    /// One run slot of the driver, without what it points to.
+    pub const SLOT: usize = std::mem::size_of::<super::driver::Slot>();
+}
+
 use crate::flow::compile::Diagnostic;
 use crate::flow::load::RawDefinition;
 use crate::limits;

@@ -42,6 +42,10 @@ use error::Result;
 use schema::Pragmas;
 use writer::{Counters, Msg, Writer};
 
+/// Bytes of one message in the writer queue, without what its job captures (for the memory
+/// budget, `crate::budget`).
+pub(crate) const WRITER_MSG_BYTES: usize = std::mem::size_of::<Msg>();
+
 /// Where the writer runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriterMode {

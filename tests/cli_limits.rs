@@ -1,0 +1,73 @@
+//! `vwed limits`: the built binary prints the memory budget as JSON whose total is the sum of
+//! its items, covers the structures that dominate memory, and rejects unknown flags.
+
+use std::process::Command;
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+fn vwed(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vwed"))
+        .args(args)
+        .output()
+        .expect("run vwed")
+}
+
+fn budget() -> serde_json::Value {
+    let out = vwed(&["limits", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("limits --json prints one JSON object")
+}
+
+#[test]
+fn json_budget_lists_the_main_structures_and_sums_them() {
+    let budget = budget();
+    let items = budget["items"].as_array().expect("items");
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    for wanted in ["run slots", "writer queue", "SQLite", "thread stacks"] {
+        assert!(
+            names.iter().any(|n| n.contains(wanted)),
+            "no {wanted} item in {names:?}"
+        );
+    }
+    let mut sum = 0;
+    for i in items {
+        let (cap, each) = (
+            i["capacity"].as_u64().unwrap(),
+            i["bytes_each"].as_u64().unwrap(),
+        );
+        assert_eq!(i["total_bytes"].as_u64().unwrap(), cap * each, "{i}");
+        assert!(!i["unit"].as_str().unwrap().is_empty() && !i["note"].as_str().unwrap().is_empty());
+        sum += cap * each;
+    }
+    assert_eq!(budget["total_bytes"].as_u64().unwrap(), sum);
+    // A sanity ceiling: catches overflow and unit mistakes, not the target (see below).
+    assert!(sum > 0 && sum < 64 * GIB, "total {sum}");
+}
+
+/// The target for a controller. The default limits do not meet it yet: the data cache, the
+/// compiled flows and the records of step writes in flight each allow hundreds of MiB or more.
+#[test]
+#[ignore = "default limits allow more than 1 GiB; un-ignore once they are tuned"]
+fn default_budget_is_below_one_gib() {
+    let total = budget()["total_bytes"].as_u64().unwrap();
+    assert!(total < GIB, "total {total} bytes");
+}
+
+#[test]
+fn human_output_has_a_total_and_memory_max_advice() {
+    let out = vwed(&["limits"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("run slots") && text.contains("total: "),
+        "{text}"
+    );
+    assert!(text.contains("MemoryMax"), "{text}");
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = vwed(&["limits", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
