@@ -27,22 +27,14 @@ pub struct Item {
 /// Bytes of a block name. No limit: names are bounded only by `DEFINITION_BYTES_MAX`.
 pub const BLOCK_NAME_BYTES_ASSUMED: usize = 256;
 
-/// Records one engine operation emits (block started/ended, a log line, a variables change).
-/// Not counted by the engine; only the operations are (`STEP_OPS_MAX`).
-pub const RECORDS_PER_OP_ASSUMED: usize = 4;
-
-/// Payload bytes of one step record (block inputs or outputs, log text). Stored records are
-/// truncated to `RECORD_VALUE_BYTES_MAX`, but the records of a step in memory are not: inputs
-/// have no byte bound and outputs are a clone of up to `OUTPUTS_BYTES_MAX`.
-pub const RECORD_PAYLOAD_BYTES_ASSUMED: usize = RECORD_VALUE_BYTES_MAX;
-
-/// Bytes of the reason text of a block or run status event. No limit: a thrown message may be
-/// any string an expression produces (`EXPR_STRING_BYTES_MAX`).
-pub const REASON_BYTES_ASSUMED: usize = LOG_LINE_BYTES_MAX;
+/// Bytes of the fixed reasons the engine writes when it unwinds blocks ("stopped", "cancelled:
+/// its parallel block ended", ...): all are string constants shorter than this.
+pub const CONSTANT_REASON_BYTES: usize = 64;
 
 /// Bytes of the memory a compiled flow takes per byte of its definition JSON. Not measured:
-/// the compiled form drops JSON syntax but adds expression trees.
-pub const COMPILED_FLOW_BYTES_PER_DEFINITION_BYTE_ASSUMED: usize = 1;
+/// the compiled form drops JSON syntax but adds expression trees and per-block vectors; 4 is a
+/// conservative guess.
+pub const COMPILED_FLOW_BYTES_PER_DEFINITION_BYTE_ASSUMED: usize = 4;
 
 /// Bytes of one tracked tokio task (its header and future state). Not bounded by the code.
 pub const TRACKED_TASK_BYTES_ASSUMED: usize = 16 * 1024;
@@ -63,8 +55,8 @@ pub const R2D2_THREADS: usize = 3;
 /// Stack of the main thread: the kernel's default `ulimit -s` (systemd: `LimitSTACK`).
 pub const MAIN_THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
-/// Bytes one loaded run can hold: its bounded maps, every fiber at full frame depth, the
-/// execution path ring and the checkpoint string of its step write in flight.
+/// Bytes one loaded run can hold: its bounded maps, the data its loops keep, every fiber at
+/// full frame depth and the execution path ring.
 pub fn run_slot_bytes() -> usize {
     let frames = FIBERS_MAX * (BLOCK_DEPTH_MAX + 1) * size_of::<Frame>();
     let fibers = FIBERS_MAX * size_of::<Fiber>();
@@ -74,26 +66,31 @@ pub fn run_slot_bytes() -> usize {
         + TASK_ID_BYTES_MAX
         + VARIABLES_BYTES_MAX
         + OUTPUTS_BYTES_MAX
-        + TASK_INPUTS_BYTES_MAX
+        + 4 * TASK_INPUTS_BYTES_MAX
+        + FRAME_DATA_BYTES_MAX
         + STATE_DESCRIPTION_BYTES_MAX
         + frames
         + fibers
         + path
-        + CHECKPOINT_BYTES_MAX
 }
 
-/// Records one step can emit: its operations, plus one "ended" record per open frame of every
-/// fiber when the run is stopped or fails (unwinding is not counted against the step budget).
-pub fn step_records_max() -> usize {
-    STEP_OPS_MAX * RECORDS_PER_OP_ASSUMED + FIBERS_MAX * (BLOCK_DEPTH_MAX + 1)
+/// Bytes of the records one step can produce: `STEP_RECORD_BYTES_MAX` (where the engine
+/// yields), plus the operation that crossed it — at worst one block start (inputs cut at
+/// `RECORD_VALUE_BYTES_MAX`) and the end of every frame of every fiber with a fixed reason
+/// (a stop or failure unwinding the whole run) and one failure reason.
+pub fn step_bytes_max() -> usize {
+    let unwind = FIBERS_MAX * (BLOCK_DEPTH_MAX + 1) * (size_of::<Record>() + CONSTANT_REASON_BYTES);
+    STEP_RECORD_BYTES_MAX
+        + 2 * (size_of::<Record>() + RECORD_VALUE_BYTES_MAX + LOG_LINE_BYTES_MAX)
+        + unwind
 }
 
-/// Bytes of one step record in memory.
-pub fn record_bytes() -> usize {
-    size_of::<Record>() + RECORD_PAYLOAD_BYTES_ASSUMED
+/// Bytes of one step's write in flight: its records and the run's checkpoint.
+pub fn step_write_bytes() -> usize {
+    step_bytes_max() + CHECKPOINT_BYTES_MAX
 }
 
-/// Bytes of one timer: the deadline map entry (key, run id) and the index entry (run id, slot).
+/// Bytes of one pending timer: its entry in the deadline map and in the cancel index.
 fn timer_bytes() -> usize {
     let slot = size_of::<(i64, u64)>();
     let by_time = slot + sizes::TIMER_KEY + TASK_ID_BYTES_MAX;
@@ -105,7 +102,7 @@ fn timer_bytes() -> usize {
 pub fn per_run_share() -> usize {
     run_slot_bytes()
         + RUN_EVENTS_QUEUED_MAX * size_of::<Event>()
-        + step_records_max() * record_bytes()
+        + step_write_bytes()
         + FIBERS_MAX * timer_bytes()
         + compiled_flow_bytes()
 }
@@ -147,17 +144,17 @@ fn scheduler_items(config: &Config) -> Vec<Item> {
     let event = size_of::<RunEvent>()
         + TASK_ID_BYTES_MAX
         + 2 * BLOCK_NAME_BYTES_ASSUMED
-        + REASON_BYTES_ASSUMED;
+        + LOG_LINE_BYTES_MAX;
     vec![
         item(
             "run slots",
             runs,
             "runs",
             run_slot_bytes(),
-            "variables + outputs + inputs (bounds in compact JSON bytes; a serde_json Value can \
-             take several times that on the heap) + FIBERS_MAX x (BLOCK_DEPTH_MAX+1) frames + \
-             execution path + checkpoint string; block names have no limit \
-             (BLOCK_NAME_BYTES_ASSUMED); frame data (IterateListBp's list) has no byte bound",
+            "VARIABLES_BYTES_MAX + OUTPUTS_BYTES_MAX (heap estimates) + task inputs (JSON \
+             bound x 4 for the heap) + FRAME_DATA_BYTES_MAX + FIBERS_MAX x (BLOCK_DEPTH_MAX+1) \
+             frames + execution path; block names are bounded only by the definition size \
+             (BLOCK_NAME_BYTES_ASSUMED)",
         ),
         item(
             "run event queues",
@@ -167,21 +164,13 @@ fn scheduler_items(config: &Config) -> Vec<Item> {
             "RUN_EVENTS_QUEUED_MAX per loaded run",
         ),
         item(
-            "step output",
-            step_records_max(),
-            "records",
-            record_bytes(),
-            "one step at a time: STEP_OPS_MAX x RECORDS_PER_OP_ASSUMED + an unwind of every \
-             frame; payloads have no in-memory bound (RECORD_PAYLOAD_BYTES_ASSUMED)",
-        ),
-        item(
             "step writes in flight",
-            runs * step_records_max(),
-            "records",
-            record_bytes(),
-            "one step write per loaded run (its checkpoint is in run slots); records are \
-             truncated only inside the writer. Control-only loads (stop of a paused run) are \
-             not counted: they have no cap",
+            runs + CONTROL_LOADS_MAX,
+            "writes",
+            step_write_bytes(),
+            "one per loaded run and control load: records up to STEP_RECORD_BYTES_MAX plus the \
+             operation that crossed it (values cut at RECORD_VALUE_BYTES_MAX, an unwind of every \
+             frame) + the checkpoint (CHECKPOINT_BYTES_MAX); the step being built is one of them",
         ),
         item(
             "ready rings",
@@ -192,10 +181,11 @@ fn scheduler_items(config: &Config) -> Vec<Item> {
         ),
         item(
             "timers",
-            (runs + 8) * FIBERS_MAX,
+            (runs + CONTROL_LOADS_MAX) * FIBERS_MAX,
             "timers",
             timer_bytes(),
-            "(runs_active_max + 8) x FIBERS_MAX; deadline map + cancel index, each with the run id",
+            "(runs_active_max + CONTROL_LOADS_MAX) x FIBERS_MAX; deadline map + cancel index, \
+             each with the run id",
         ),
         item(
             "scheduler commands",
@@ -209,27 +199,38 @@ fn scheduler_items(config: &Config) -> Vec<Item> {
             RUN_EVENTS_CAPACITY,
             "events",
             event,
-            "RUN_EVENTS_CAPACITY; a log event <= LOG_LINE_BYTES_MAX, reasons have no limit \
-             (REASON_BYTES_ASSUMED)",
+            "RUN_EVENTS_CAPACITY; log lines and reasons are cut at LOG_LINE_BYTES_MAX",
         ),
         item(
             "compiled flows",
-            FLOW_CACHE_MAX + runs,
+            FLOW_CACHE_MAX + runs + CONTROL_LOADS_MAX,
             "flows",
             compiled_flow_bytes(),
-            "FLOW_CACHE_MAX cached + one per loaded run (a run keeps its flow after eviction); \
+            "FLOW_CACHE_MAX cached + one per loaded run or control load (a run keeps its flow \
+             after eviction); \
              size derived from DEFINITION_BYTES_MAX x COMPILED_FLOW_BYTES_PER_DEFINITION_BYTE_\
              ASSUMED + FLOW_BLOCKS_MAX blocks, not measured",
         ),
         item(
-            "data cache",
+            "data cache entries",
             CACHE_ENTRIES_MAX,
             "entries",
-            CACHE_KEY_BYTES_MAX
-                + CACHE_VALUE_BYTES_MAX
-                + 2 * size_of::<String>()
-                + MAP_ENTRY_OVERHEAD_BYTES_ASSUMED,
-            "in-memory mirror of the cache table: CACHE_ENTRIES_MAX x (key + value)",
+            2 * size_of::<String>() + MAP_ENTRY_OVERHEAD_BYTES_ASSUMED,
+            "in-memory mirror of the cache table: CACHE_ENTRIES_MAX map entries",
+        ),
+        item(
+            "data cache contents",
+            1,
+            "cache",
+            CACHE_BYTES_MAX,
+            "keys and values together are bounded by CACHE_BYTES_MAX",
+        ),
+        item(
+            "definition saves",
+            DEFINITION_SAVES_MAX,
+            "saves",
+            2 * DEFINITION_BYTES_MAX,
+            "DEFINITION_SAVES_MAX in flight, each the definition JSON and its stored body",
         ),
         item(
             "tracked tasks",
@@ -340,8 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn a_run_slot_holds_at_least_its_bounded_maps_and_checkpoint() {
-        let maps = VARIABLES_BYTES_MAX + OUTPUTS_BYTES_MAX + TASK_INPUTS_BYTES_MAX;
-        assert!(run_slot_bytes() > maps + CHECKPOINT_BYTES_MAX);
+    fn a_run_slot_and_its_write_hold_at_least_their_bounds() {
+        let maps =
+            VARIABLES_BYTES_MAX + OUTPUTS_BYTES_MAX + TASK_INPUTS_BYTES_MAX + FRAME_DATA_BYTES_MAX;
+        assert!(run_slot_bytes() > maps);
+        assert!(step_write_bytes() > STEP_RECORD_BYTES_MAX + CHECKPOINT_BYTES_MAX);
     }
 }

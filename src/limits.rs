@@ -10,13 +10,18 @@
 
 /// Deepest block nesting a definition may have (RootBp is depth 0). Deeper → compile error; the
 /// engine's frame stacks are allocated with this capacity and never grow past it.
-pub const BLOCK_DEPTH_MAX: usize = 32;
+pub const BLOCK_DEPTH_MAX: usize = 24;
 
 /// Blocks in one definition. More → compile error.
 pub const FLOW_BLOCKS_MAX: usize = 2_000;
 
-/// Bytes of one definition file or definition JSON. Larger → load error naming the limit.
-pub const DEFINITION_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Bytes of one definition's JSON (its `detail` tree). Larger → compile error naming the limit.
+/// Real definitions are a few KiB; this bounds every compiled flow in memory.
+pub const DEFINITION_BYTES_MAX: usize = 256 * 1024;
+
+/// Bytes of one definition file (a `.task` export may hold many definitions). Larger → load
+/// error naming the limit, before the file is read.
+pub const DEFINITION_FILE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Definitions in one `.task` file. More → load error.
 pub const DEFINITIONS_PER_FILE_MAX: usize = 1_000;
@@ -58,6 +63,11 @@ pub const EXPR_STRING_BYTES_MAX: usize = 64 * 1024;
 /// Items in a list or map an expression produces (literals, `split`). More → evaluation error.
 pub const EXPR_COLLECTION_ITEMS_MAX: usize = 10_000;
 
+/// Heap bytes of the values one evaluation copies into lists, maps and its result. Past it
+/// the evaluation fails naming the limit (a list literal of many references to a large
+/// variable cannot balloon).
+pub const EXPR_RESULT_BYTES_MAX: usize = 256 * 1024;
+
 // ---------------------------------------------------------------------------------------------
 // Runs (engine)
 // ---------------------------------------------------------------------------------------------
@@ -65,23 +75,38 @@ pub const EXPR_COLLECTION_ITEMS_MAX: usize = 10_000;
 /// Entries in a run's `task.variables`. A new variable past it fails the block naming the limit.
 pub const VARIABLES_ENTRIES_MAX: usize = 256;
 
-/// Total bytes (compact JSON) of a run's `task.variables`. A write past it fails the block.
-pub const VARIABLES_BYTES_MAX: usize = 256 * 1024;
+/// Heap bytes (estimated by `value::approx_bytes`) of a run's `task.variables`. A write past it
+/// fails the block naming the limit.
+pub const VARIABLES_BYTES_MAX: usize = 128 * 1024;
 
-/// Total bytes of a run's block outputs (`blocks.*`). A write past it fails the block.
-pub const OUTPUTS_BYTES_MAX: usize = 256 * 1024;
+/// Heap bytes (estimated by `value::approx_bytes`) of a run's block outputs (`blocks.*`). A
+/// write past it fails the block naming the limit.
+pub const OUTPUTS_BYTES_MAX: usize = 128 * 1024;
 
-/// Total bytes of a run's task inputs. A start request past it is rejected.
-pub const TASK_INPUTS_BYTES_MAX: usize = 64 * 1024;
+/// Bytes (stored JSON) of a run's task inputs. A start request past it is rejected naming the
+/// limit.
+pub const TASK_INPUTS_BYTES_MAX: usize = 32 * 1024;
 
 /// Branches ("fibers") alive at once in one run: the root plus every parallel branch and
 /// parallel-repeat copy. A fork past it fails the parallel block naming the limit.
-pub const FIBERS_MAX: usize = 256;
+pub const FIBERS_MAX: usize = 128;
 
 /// Engine operations (block starts, branch ends, wake-ups) for one run in one step. At the limit
 /// the step yields back to the scheduler with the run still ready, so one busy run (a loop with no
 /// waits) cannot starve the others and one step's output stays bounded.
-pub const STEP_OPS_MAX: usize = 512;
+pub const STEP_OPS_MAX: usize = 256;
+
+/// Heap bytes of all evaluated parameters of one block at its start. Past it the block fails
+/// naming the limit (bounds a block with thousands of parameters each copying a large value).
+pub const BLOCK_INPUTS_BYTES_MAX: usize = 256 * 1024;
+
+/// Heap bytes a run's frames keep for themselves (`IterateListBp` keeps its list). A loop whose
+/// list would pass it fails naming the limit.
+pub const FRAME_DATA_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes of records (block records, logs, cache writes) one step produces. Past it the step
+/// yields like at `STEP_OPS_MAX`, so one step's write in flight stays bounded.
+pub const STEP_RECORD_BYTES_MAX: usize = 256 * 1024;
 
 /// Length of the execution path ring (the last N block names a run went through). Older entries
 /// are evicted; the full history is in the block records.
@@ -92,7 +117,7 @@ pub const LOG_LINE_BYTES_MAX: usize = 4 * 1024;
 
 /// Bytes of the inputs or outputs stored in one block record. Longer values are truncated with a
 /// marker (the run's own state is not truncated; it is bounded by the limits above).
-pub const RECORD_VALUE_BYTES_MAX: usize = 16 * 1024;
+pub const RECORD_VALUE_BYTES_MAX: usize = 4 * 1024;
 
 /// Bytes of a run id (`taskRecordId`). A submission with a longer id is refused.
 pub const TASK_ID_BYTES_MAX: usize = 128;
@@ -107,7 +132,7 @@ pub const STATE_DESCRIPTION_BYTES_MAX: usize = 4 * 1024;
 /// Write jobs waiting in the bounded channel to the store's writer thread. When full, `write()`
 /// callers wait (async) or block (`write_blocking`) until the writer takes a job; the queue never
 /// grows past this.
-pub const WRITER_QUEUE_MAX: usize = 1_024;
+pub const WRITER_QUEUE_MAX: usize = 256;
 
 /// Write jobs the writer groups into one transaction (group commit). Jobs beyond it wait in the
 /// queue for the next transaction.
@@ -184,7 +209,7 @@ pub const CHECKPOINT_BYTES_MAX: usize = 1024 * 1024;
 
 /// Runs loaded and advanced at once (default of `Config::runs_active_max`). Further accepted runs
 /// wait, queued on disk; a paused or interrupted run frees its slot.
-pub const RUNS_ACTIVE_MAX: usize = 64;
+pub const RUNS_ACTIVE_MAX: usize = 32;
 
 /// Accepted runs waiting to start (default of `Config::backlog_max`). A submission past it is
 /// refused with "queue full" naming this limit; nothing is stored.
@@ -216,7 +241,24 @@ pub const RUN_EVENTS_CAPACITY: usize = 4_096;
 
 /// Compiled flows kept in memory, by (definition id, version). The least recently used is
 /// dropped past it and compiled again from the store when next needed.
-pub const FLOW_CACHE_MAX: usize = 64;
+pub const FLOW_CACHE_MAX: usize = 16;
+
+/// Paused or interrupted runs loaded at once only to apply a stop or manual end (they do not
+/// take a run slot). A further such command is answered "busy" naming this limit.
+pub const CONTROL_LOADS_MAX: usize = 8;
+
+/// Store operations the driver keeps in flight beyond one step write per loaded run and one
+/// refill per level (control commands, periodic ticks). At the limit the driver stops taking
+/// commands until some complete; senders wait on the bounded command channel.
+pub const DRIVER_EXTRA_INFLIGHT_MAX: usize = 64;
+
+/// Definition saves in flight at once (each carries up to `DEFINITION_BYTES_MAX`). Further
+/// saves wait their turn.
+pub const DEFINITION_SAVES_MAX: usize = 2;
+
+/// Heap bytes of the in-memory mirror of the data cache (keys + values). A write past it fails
+/// its block naming the limit.
+pub const CACHE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Periodic definitions scheduled at once. More → the extra definitions are not scheduled and
 /// a warning names this limit.
@@ -264,3 +306,6 @@ const _: () = assert!(DEFINITION_BYTES_MAX < SQLITE_HARD_HEAP_LIMIT_BYTES / 4);
 const _: () = assert!(READ_POOL_SIZE as usize <= RUNTIME_BLOCKING_THREADS);
 const _: () = assert!(READY_RING_CAPACITY >= 2);
 const _: () = assert!(RUN_EVENTS_QUEUED_MAX > FIBERS_MAX);
+const _: () = assert!(CACHE_VALUE_BYTES_MAX <= CACHE_BYTES_MAX);
+const _: () = assert!(VARIABLES_BYTES_MAX <= EXPR_RESULT_BYTES_MAX);
+const _: () = assert!(DEFINITION_BYTES_MAX <= DEFINITION_FILE_BYTES_MAX);

@@ -154,31 +154,67 @@ pub fn to_bool(v: &Value) -> bool {
     }
 }
 
-/// Approximate heap bytes a value occupies once stored (its compact JSON length), used by the
-/// bounded maps of a run. Walks with an explicit stack: values can be deep.
+/// Estimated heap bytes a value occupies in memory: one `Value` per node, string bytes, and
+/// per map entry its key and index overhead. Used by every byte bound on run data, so the bounds
+/// hold in memory, not only in JSON text. Walks with an explicit stack: values can be deep.
 pub fn approx_bytes(v: &Value) -> usize {
+    const NODE: usize = std::mem::size_of::<Value>();
+    const ENTRY: usize = std::mem::size_of::<String>() + 2 * std::mem::size_of::<usize>();
     let mut total = 0usize;
     let mut stack: Vec<&Value> = vec![v];
     while let Some(v) = stack.pop() {
-        total += match v {
-            Value::Null => 4,
-            Value::Bool(_) => 5,
-            Value::Number(_) => 8,
-            Value::String(s) => s.len() + 2,
-            Value::Array(items) => {
-                stack.extend(items.iter());
-                2 + items.len()
-            }
+        total += NODE;
+        match v {
+            Value::String(s) => total += s.len(),
+            Value::Array(items) => stack.extend(items.iter()),
             Value::Object(map) => {
                 for (k, item) in map {
-                    total += k.len() + 3;
+                    total += ENTRY + k.len();
                     stack.push(item);
                 }
-                2
             }
-        };
+            _ => {}
+        }
     }
     total
+}
+
+/// Compact JSON of `v`, cut at `max` bytes (on a char boundary) with a `…` marker. Stops
+/// serialising once `max` is reached, so a large value costs no large temporary string.
+pub fn to_json_truncated(v: &Value, max: usize) -> String {
+    struct Capped {
+        buf: Vec<u8>,
+        max: usize,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            let room = self.max + 4 - self.buf.len().min(self.max + 4);
+            if room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = data.len().min(room);
+            self.buf.extend_from_slice(&data[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Capped {
+        buf: Vec::new(),
+        max,
+    };
+    let _ = serde_json::to_writer(&mut w, v);
+    let mut text = String::from_utf8_lossy(&w.buf).into_owned();
+    if text.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }
 
 /// Shortens text for an error message to at most 80 characters.
@@ -249,10 +285,25 @@ mod tests {
     }
 
     #[test]
-    fn approx_bytes_counts_nested_content() {
-        let small = approx_bytes(&json!("ab"));
-        let big = approx_bytes(&json!({"k": ["abcdef", {"x": "yyyy"}]}));
-        assert_eq!(small, 4);
-        assert!(big > 15);
+    fn approx_bytes_counts_memory_not_text() {
+        let node = std::mem::size_of::<Value>();
+        assert_eq!(approx_bytes(&json!("ab")), node + 2);
+        // An array of empty strings is small as JSON but not in memory.
+        let empties = Value::Array(vec![json!(""); 100]);
+        assert!(approx_bytes(&empties) >= 100 * node);
+        assert!(approx_bytes(&empties) > 3 * empties.to_string().len());
+        let nested = approx_bytes(&json!({"k": ["abcdef", {"x": "yyyy"}]}));
+        assert!(nested > 5 * node);
+    }
+
+    #[test]
+    fn json_truncation_stops_at_the_bound() {
+        let small = json!({"a": [1, "x"]});
+        assert_eq!(to_json_truncated(&small, 100), small.to_string());
+        let big = Value::String("é".repeat(10_000));
+        let cut = to_json_truncated(&big, 1000);
+        assert!(cut.len() <= 1000, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.starts_with("\"é"));
     }
 }

@@ -368,9 +368,8 @@ impl Behaviour for IterateList {
         if items.is_empty() {
             return Self::finish(cx);
         }
-        let frame = cx.frame();
-        frame.limit = items.len() as i64;
-        frame.data = Value::Array(items);
+        cx.frame().limit = items.len() as i64;
+        cx.keep(Value::Array(items))?;
         Self::next(cx)
     }
 

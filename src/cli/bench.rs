@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 const SUBMITS_IN_FLIGHT: usize = 64;
 /// Sequential commits timed to measure the disk's single-commit rate.
 const COMMIT_PROBE_WRITES: usize = 200;
+/// Seconds without any run ending after which the benchmark reports a stall.
+const STALL_SECS: u64 = 60;
 /// The definition every bench task runs.
 const BENCH_DEF_ID: &str = "vwed-bench";
 
@@ -190,8 +192,10 @@ async fn submit_all(sched: &Scheduler, n: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits until no run in the store is queued or running.
+/// Waits until no run in the store is queued or running; fails when nothing moves for
+/// `STALL_SECS` (a lost or stuck run must not hang the benchmark).
 async fn wait_until_idle(store: &Store) -> Result<(), String> {
+    let mut last = (i64::MAX, Instant::now());
     loop {
         let busy = store
             .read(|rx| {
@@ -201,6 +205,13 @@ async fn wait_until_idle(store: &Store) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         if busy == 0 {
             return Ok(());
+        }
+        if busy != last.0 {
+            last = (busy, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(STALL_SECS) {
+            return Err(format!(
+                "stalled: {busy} runs made no progress for {STALL_SECS} s"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -3,7 +3,7 @@
 
 use super::UsageError;
 use crate::flow::{compile, load};
-use crate::limits::DEFINITION_BYTES_MAX;
+use crate::limits::DEFINITION_FILE_BYTES_MAX;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -37,12 +37,12 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     })
 }
 
-/// Reads a definition file, refusing one larger than `DEFINITION_BYTES_MAX` before reading it.
+/// Reads a definition file, refusing one larger than `DEFINITION_FILE_BYTES_MAX` before reading it.
 pub(crate) fn read_file(path: &Path) -> Result<String, String> {
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > DEFINITION_BYTES_MAX as u64 {
+    if len > DEFINITION_FILE_BYTES_MAX as u64 {
         return Err(format!(
-            "file is {len} bytes, over DEFINITION_BYTES_MAX ({DEFINITION_BYTES_MAX})"
+            "file is {len} bytes, over DEFINITION_FILE_BYTES_MAX ({DEFINITION_FILE_BYTES_MAX})"
         ));
     }
     std::fs::read_to_string(path).map_err(|e| e.to_string())

@@ -5,7 +5,9 @@ use super::state::{Frame, RunState};
 use super::{Host, LogLevel, Raise, Record, StepOutput};
 use crate::flow::expr::{Expr, Scope};
 use crate::flow::model::{Block, Flow, KvPart, ParamSource};
-use crate::limits::{LOG_LINE_BYTES_MAX, STATE_DESCRIPTION_BYTES_MAX};
+use crate::limits::{
+    BLOCK_INPUTS_BYTES_MAX, FRAME_DATA_BYTES_MAX, LOG_LINE_BYTES_MAX, STATE_DESCRIPTION_BYTES_MAX,
+};
 use crate::value::{self, Map, Value};
 
 /// Requests a behaviour makes of the engine itself (beyond its own frame).
@@ -170,6 +172,28 @@ impl Cx<'_> {
         self.run.skip_target = Some(name);
     }
 
+    /// Keeps `data` in this block's frame (a loop's list), refusing it when the run's frames
+    /// would hold more than `FRAME_DATA_BYTES_MAX`.
+    pub fn keep(&mut self, data: Value) -> Result<(), Raise> {
+        let held: usize = self
+            .run
+            .fibers
+            .iter()
+            .flat_map(|f| f.frames.iter())
+            .filter(|f| !f.data.is_null())
+            .map(|f| value::approx_bytes(&f.data))
+            .sum();
+        let wanted = value::approx_bytes(&data);
+        if held + wanted > FRAME_DATA_BYTES_MAX {
+            return Err(Raise::Failure(format!(
+                "a list of {wanted} bytes refused: the run's loops would hold more than \
+                 FRAME_DATA_BYTES_MAX ({FRAME_DATA_BYTES_MAX}) bytes"
+            )));
+        }
+        self.frame().data = data;
+        Ok(())
+    }
+
     /// `StopOtherBranch`: asks the engine to end the sibling branches once this call returns.
     pub fn stop_other_branches(&mut self) {
         self.requests.push(Request::StopOtherBranches);
@@ -226,13 +250,23 @@ fn eval_expr(e: &Expr, scope: &Scope<'_>) -> Result<Value, String> {
         .map_err(|err| format!("expression `{}`: {err}", value::clip(e.text())))
 }
 
-/// Evaluates every parameter of `block` (spec §2.1: all of them, once, at block start).
+/// Evaluates every parameter of `block` (spec §2.1: all of them, once, at block start). Their
+/// total size is bounded by `BLOCK_INPUTS_BYTES_MAX`.
 pub(super) fn evaluate_params(block: &Block, run: &RunState) -> Result<Map, String> {
     let scope = scope(run);
     let mut map = Map::new();
+    let mut bytes = 0usize;
     for p in &block.params {
         let v = eval_source(&p.source, &scope).map_err(|e| format!("parameter {}: {e}", p.name))?;
         if !v.is_null() {
+            bytes += value::approx_bytes(&v) + p.name.len();
+            if bytes > BLOCK_INPUTS_BYTES_MAX {
+                return Err(format!(
+                    "parameter {}: the parameters take more than BLOCK_INPUTS_BYTES_MAX \
+                     ({BLOCK_INPUTS_BYTES_MAX}) bytes",
+                    p.name
+                ));
+            }
             map.insert(p.name.clone(), v);
         }
     }

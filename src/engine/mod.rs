@@ -16,7 +16,7 @@ pub use state::{Fiber, FiberState, Frame, Mode, RunState};
 pub use step::step;
 
 use crate::flow::model::{BlockIdx, Branch};
-use crate::value::{Map, Value};
+
 use serde::{Deserialize, Serialize};
 
 /// Record status codes (spec §4.1).
@@ -156,18 +156,20 @@ pub enum LogLevel {
 /// Something to persist, produced by a step, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
+    /// `inputs` is the evaluated parameters as JSON, cut at `RECORD_VALUE_BYTES_MAX`.
     BlockStarted {
         seq: u64,
         block: BlockIdx,
         iteration: String,
-        inputs: Map,
+        inputs: String,
     },
+    /// `outputs` (normal ends only) is `blocks.<name>` as JSON, cut at `RECORD_VALUE_BYTES_MAX`.
     BlockEnded {
         seq: u64,
         block: BlockIdx,
         status: i32,
         reason: String,
-        outputs: Option<Value>,
+        outputs: Option<String>,
     },
     BlockStatus {
         seq: u64,
@@ -190,6 +192,27 @@ pub enum Record {
     CacheDelete {
         key: String,
     },
+}
+
+impl Record {
+    /// Heap bytes the record holds (for the per-step bound `STEP_RECORD_BYTES_MAX`).
+    pub fn bytes(&self) -> usize {
+        let text = match self {
+            Record::BlockStarted {
+                iteration, inputs, ..
+            } => iteration.len() + inputs.len(),
+            Record::BlockEnded {
+                reason, outputs, ..
+            } => reason.len() + outputs.as_ref().map_or(0, String::len),
+            Record::BlockStatus { reason, .. } => reason.len(),
+            Record::Log { message, .. } => message.len(),
+            Record::VariablesChanged => 0,
+            Record::StateDescription(text) => text.len(),
+            Record::CacheSet { key, value } => key.len() + value.len(),
+            Record::CacheDelete { key } => key.len(),
+        };
+        std::mem::size_of::<Record>() + text
+    }
 }
 
 /// Where a run stands after a step.

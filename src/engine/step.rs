@@ -10,8 +10,10 @@ use super::{
 };
 use crate::blocks::Behaviour;
 use crate::flow::model::{BlockIdx, Branch, Flow};
-use crate::limits::{FIBERS_MAX, STEP_OPS_MAX};
-use crate::value::Map;
+use crate::limits::{
+    FIBERS_MAX, LOG_LINE_BYTES_MAX, RECORD_VALUE_BYTES_MAX, STEP_OPS_MAX, STEP_RECORD_BYTES_MAX,
+};
+use crate::value::{self, Map, Value};
 
 /// Applies `event` to `run` and advances it. The returned records must be persisted, together
 /// with the run's new state, before the returned effects are started.
@@ -22,6 +24,7 @@ pub fn step(flow: &Flow, run: &mut RunState, event: Event, host: &mut dyn Host) 
         host,
         out: StepOutput::default(),
         budget: STEP_OPS_MAX,
+        record_bytes: 0,
     };
     engine.handle(event);
     engine.run_fibers();
@@ -36,6 +39,8 @@ struct Engine<'a> {
     host: &'a mut dyn Host,
     out: StepOutput,
     budget: usize,
+    /// Bytes of the records produced so far (bounded by `STEP_RECORD_BYTES_MAX`).
+    record_bytes: usize,
 }
 
 /// Which behaviour hook to call.
@@ -90,7 +95,7 @@ impl Engine<'_> {
             seq,
             block: 0,
             iteration: String::new(),
-            inputs: Map::new(),
+            inputs: String::new(),
         });
         self.run.fibers.push(Fiber {
             id: 0,
@@ -207,19 +212,36 @@ impl Engine<'_> {
                 return;
             }
             self.budget -= 1;
-            let top = fiber.frames.last().expect("live fiber has a frame");
-            debug_assert_eq!(top.mode, Mode::Serial);
-            if top.child < top.end {
-                let branch = Branch::ALL[top.branch as usize];
-                let child = self.flow.block(top.block).branch(branch)[top.child as usize];
-                self.enter(fid, child);
-            } else if top.is_base() {
-                self.fiber_done(fid);
-                return;
-            } else {
-                let result = self.call(fid, Hook::BranchDone);
-                self.apply(fid, result);
-            }
+            let before = self.out.records.len();
+            self.run_op(fid);
+            self.account(before);
+        }
+    }
+
+    /// Counts the bytes of the records since `before`; past `STEP_RECORD_BYTES_MAX` the step
+    /// yields.
+    fn account(&mut self, before: usize) {
+        let added: usize = self.out.records[before..].iter().map(Record::bytes).sum();
+        self.record_bytes += added;
+        if self.record_bytes > STEP_RECORD_BYTES_MAX {
+            self.budget = 0;
+        }
+    }
+
+    /// One engine operation on fiber `fid`: start its next child, or end its branch.
+    fn run_op(&mut self, fid: u32) {
+        let fiber = &self.run.fibers[self.pos(fid)];
+        let top = fiber.frames.last().expect("live fiber has a frame");
+        debug_assert_eq!(top.mode, Mode::Serial);
+        if top.child < top.end {
+            let branch = Branch::ALL[top.branch as usize];
+            let child = self.flow.block(top.block).branch(branch)[top.child as usize];
+            self.enter(fid, child);
+        } else if top.is_base() {
+            self.fiber_done(fid);
+        } else {
+            let result = self.call(fid, Hook::BranchDone);
+            self.apply(fid, result);
         }
     }
 
@@ -245,11 +267,16 @@ impl Engine<'_> {
         self.run.push_path(&block.name);
         match evaluate_params(block, self.run) {
             Ok(params) => {
+                let inputs = if params.is_empty() {
+                    String::new()
+                } else {
+                    value::to_json_truncated(&Value::Object(params.clone()), RECORD_VALUE_BYTES_MAX)
+                };
                 self.out.records.push(Record::BlockStarted {
                     seq,
                     block: child,
                     iteration,
-                    inputs: params.clone(),
+                    inputs,
                 });
                 let result = if block.kind.behaviour.is_some() {
                     self.call(fid, Hook::Start(params))
@@ -266,7 +293,7 @@ impl Engine<'_> {
                     seq,
                     block: child,
                     iteration,
-                    inputs: Map::new(),
+                    inputs: String::new(),
                 });
                 self.raise(fid, Raise::Failure(message));
             }
@@ -386,12 +413,16 @@ impl Engine<'_> {
             (status, reason)
         };
         let name = &self.flow.block(frame.block).name;
+        let outputs = (status == block_code::END)
+            .then(|| self.run.blocks.get(name))
+            .flatten()
+            .map(|v| value::to_json_truncated(v, RECORD_VALUE_BYTES_MAX));
         self.out.records.push(Record::BlockEnded {
             seq: frame.seq,
             block: frame.block,
             status,
-            reason,
-            outputs: self.run.blocks.get(name).cloned(),
+            reason: crate::engine::cx::truncate(reason, LOG_LINE_BYTES_MAX),
+            outputs,
         });
         frame
     }

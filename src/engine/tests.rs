@@ -876,3 +876,141 @@ fn the_root_block_record_comes_first() {
         Record::BlockStarted { block: 1, .. }
     ));
 }
+
+/// Sets `task.variables.big` to a string of `n` x's (under `EXPR_STRING_BYTES_MAX`).
+fn big_variable(id: i64, n: usize) -> Value {
+    b(
+        id,
+        "SetTaskVariableBp",
+        json!({"varName": simple("big"), "varValue": expr(&format!("StringUtils.leftPad('', {n}, 'x')"))}),
+        json!({}),
+    )
+}
+
+#[test]
+fn a_step_yields_when_its_records_pass_their_byte_bound() {
+    let message = "m".repeat(4000);
+    let f = flow(
+        json!([b(
+            1,
+            "RepeatNumBp",
+            json!({"num": simple("200")}),
+            json!({"default": [
+            b(2, "PrintBp", json!({"message": simple(&message)}), json!({}))]})
+        )]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    let out = step(&h.flow, &mut h.run, Event::Start, &mut h.host);
+    assert_eq!(out.outcome, Some(Outcome::More));
+    let bytes: usize = out.records.iter().map(Record::bytes).sum();
+    assert!(
+        bytes > crate::limits::STEP_RECORD_BYTES_MAX,
+        "it yielded because of bytes"
+    );
+    assert!(
+        bytes < crate::limits::STEP_RECORD_BYTES_MAX + 3 * 4096 + 1024,
+        "{bytes}"
+    );
+    let prints = out
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Log { .. }))
+        .count();
+    assert!(prints < crate::limits::STEP_OPS_MAX / 2, "{prints}");
+    h.outcome = out.outcome;
+    assert!(finished(&h.drive()));
+}
+
+#[test]
+fn a_loop_list_past_the_frame_data_bound_fails() {
+    let items: Vec<String> = (0..2000).map(|i| format!("item-{i}")).collect();
+    let f = flow(
+        json!([b(
+            1,
+            "IterateListBp",
+            json!({"list": simple(&serde_json::to_string(&items).unwrap())}),
+            json!({"default": []})
+        )]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    match h.drive() {
+        Outcome::Interrupted { reason } => {
+            assert!(reason.contains("FRAME_DATA_BYTES_MAX"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn block_inputs_past_their_bound_fail_the_block() {
+    let params = json!({"message": expr("task.variables.big"), "a": expr("task.variables.big"),
+        "b": expr("task.variables.big"), "c": expr("task.variables.big"),
+        "d": expr("task.variables.big")});
+    let f = flow(
+        json!([big_variable(1, 60_000), b(2, "PrintBp", params, json!({}))]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    match h.drive() {
+        Outcome::Interrupted { reason } => {
+            assert!(reason.contains("BLOCK_INPUTS_BYTES_MAX"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn outputs_past_their_bound_fail_the_block() {
+    let to_array = |id| {
+        b(
+            id,
+            "StringToJsonArrayBp",
+            json!({"convertString": expr("'[\"' + task.variables.big + '\"]'")}),
+            json!({}),
+        )
+    };
+    let f = flow(
+        json!([
+            big_variable(1, 60_000),
+            to_array(2),
+            to_array(3),
+            to_array(4)
+        ]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    match h.drive() {
+        Outcome::Interrupted { reason } => {
+            assert!(reason.starts_with("[StringToJsonArrayBp]"), "{reason}");
+            assert!(reason.contains("OUTPUTS_BYTES_MAX"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.run.outputs_bytes <= crate::limits::OUTPUTS_BYTES_MAX);
+    assert!(h.run.blocks.contains_key("b3") && !h.run.blocks.contains_key("b4"));
+}
+
+#[test]
+fn block_records_carry_truncated_values() {
+    let f = flow(
+        json!([
+            big_variable(1, 60_000),
+            b(
+                2,
+                "PrintBp",
+                json!({"message": expr("task.variables.big")}),
+                json!({})
+            )
+        ]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    assert!(finished(&h.drive()));
+    for r in &h.records {
+        if let Record::BlockStarted { inputs, .. } = r {
+            assert!(inputs.len() <= crate::limits::RECORD_VALUE_BYTES_MAX);
+        }
+    }
+}

@@ -11,8 +11,8 @@ use super::model::{
 };
 use crate::blocks::{self, Family, KindSpec, ParamType};
 use crate::limits::{
-    BLOCK_DEPTH_MAX, DIAGNOSTICS_MAX, FLOW_BLOCKS_MAX, PARALLEL_REPEAT_MAX, PERIOD_MS_MIN,
-    REPEAT_NUM_MAX,
+    BLOCK_DEPTH_MAX, DEFINITION_BYTES_MAX, DIAGNOSTICS_MAX, FLOW_BLOCKS_MAX, PARALLEL_REPEAT_MAX,
+    PERIOD_MS_MIN, REPEAT_NUM_MAX,
 };
 use crate::value::{self, Map, Value};
 use std::collections::{HashMap, VecDeque};
@@ -151,6 +151,19 @@ static UNKNOWN: KindSpec = KindSpec {
 /// Compiles one definition, collecting every diagnostic.
 pub fn compile(raw: &RawDefinition) -> Compiled {
     let mut diags = Diags::default();
+    // The stored body is exactly this JSON, so the store's own check agrees.
+    let size = crate::value::to_json_truncated(&raw.to_json(), DEFINITION_BYTES_MAX + 1).len();
+    if size > DEFINITION_BYTES_MAX {
+        diags.error(
+            None,
+            None,
+            format!("the definition is over DEFINITION_BYTES_MAX ({DEFINITION_BYTES_MAX}) bytes"),
+        );
+        return Compiled {
+            flow: None,
+            diagnostics: diags.finish(),
+        };
+    }
     let inputs = input_decls(raw.detail.get("inputParams"), &mut diags);
     let blocks = match raw.detail.get("rootBlock") {
         Some(Value::Object(root)) => build_blocks(root, &mut diags),

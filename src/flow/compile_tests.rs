@@ -300,3 +300,16 @@ fn a_missing_root_is_an_error() {
     let c = compiled(json!([{"id": 1, "name": "b1"}]));
     assert!(has(&c, Severity::Error, "block has no blockType"));
 }
+
+#[test]
+fn an_oversized_definition_is_refused_with_the_limit_named() {
+    let text = "x".repeat(crate::limits::DEFINITION_BYTES_MAX);
+    let c = compiled(json!([b(
+        1,
+        "PrintBp",
+        json!({"message": simple(&text)}),
+        json!({})
+    )]));
+    assert!(c.flow.is_none());
+    assert!(has(&c, Severity::Error, "DEFINITION_BYTES_MAX"));
+}

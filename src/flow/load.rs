@@ -2,7 +2,7 @@
 //! whose `detail` is a JSON string, a single `{label, detail}` object (detail as string or object),
 //! the "flattened" shape with `rootBlock` at the top level, or a bare `detail`.
 
-use crate::limits::{DEFINITIONS_PER_FILE_MAX, DEFINITION_BYTES_MAX};
+use crate::limits::{DEFINITIONS_PER_FILE_MAX, DEFINITION_FILE_BYTES_MAX};
 use crate::value::{Map, Value};
 
 /// A definition as read from a file, before validation: the wrapper's fields normalised, the
@@ -44,11 +44,11 @@ impl std::fmt::Display for LoadError {
 /// stem). A file-level problem gives a single error; a bad entry in an array gives an error for
 /// that entry while the others load.
 pub fn load_text(text: &str, fallback_label: &str) -> Vec<Result<RawDefinition, LoadError>> {
-    if text.len() > DEFINITION_BYTES_MAX {
+    if text.len() > DEFINITION_FILE_BYTES_MAX {
         return vec![Err(LoadError {
             what: fallback_label.to_string(),
             message: format!(
-                "file is {} bytes, over DEFINITION_BYTES_MAX ({DEFINITION_BYTES_MAX})",
+                "file is {} bytes, over DEFINITION_FILE_BYTES_MAX ({DEFINITION_FILE_BYTES_MAX})",
                 text.len()
             ),
         })];
@@ -260,13 +260,13 @@ mod tests {
 
     #[test]
     fn oversized_file_is_rejected_with_the_limit_named() {
-        let big = " ".repeat(DEFINITION_BYTES_MAX + 1);
+        let big = " ".repeat(DEFINITION_FILE_BYTES_MAX + 1);
         let e = load_text(&big, "f");
         assert!(e[0]
             .as_ref()
             .unwrap_err()
             .message
-            .contains("DEFINITION_BYTES_MAX"));
+            .contains("DEFINITION_FILE_BYTES_MAX"));
     }
 
     #[test]

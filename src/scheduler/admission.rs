@@ -5,7 +5,7 @@
 use super::{Command, Shared};
 use crate::flow::inputs;
 use crate::limits::{TASK_ID_BYTES_MAX, TASK_INPUTS_BYTES_MAX};
-use crate::store::{Admit, NewTask, QueuedRef, StoreError};
+use crate::store::{Admit, NewTask, StoreError};
 use crate::value::{self, Map};
 use md5::{Digest, Md5};
 
@@ -155,18 +155,9 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
         .await
         .map_err(store_err)?;
     match admitted {
-        Admit::Inserted { seq } => {
-            let queued = QueuedRef {
-                id: id.clone(),
-                seq,
-                priority,
-                created_ms,
-            };
+        Admit::Inserted { .. } => {
             // If the driver is gone the task is still stored and starts after a restart.
-            let _ = shared
-                .commands
-                .send(Command::Admitted { level, queued })
-                .await;
+            let _ = shared.commands.send(Command::Admitted { level }).await;
             Ok(Submitted { id, created: true })
         }
         Admit::Existing(rec) if rec.request_hash.as_deref() == Some(hash.as_str()) => {

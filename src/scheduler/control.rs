@@ -5,7 +5,7 @@
 use super::driver::{Completion, Driver, Slot};
 use super::{Command, Control, ControlError};
 use crate::engine::{code, Event};
-use crate::limits::RUN_EVENTS_QUEUED_MAX;
+use crate::limits::{CONTROL_LOADS_MAX, RUN_EVENTS_QUEUED_MAX};
 use crate::store::{TaskRecord, TaskStatus};
 use tokio::sync::oneshot;
 
@@ -82,7 +82,7 @@ pub(super) struct ControlRead {
 impl Driver {
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Admitted { level, queued } => self.ready.admitted(level, queued),
+            Command::Admitted { level } => self.ready.admitted(level),
             Command::Control { id, action, reply } => self.control(id, action, reply),
             Command::Priority {
                 id,
@@ -137,8 +137,8 @@ impl Driver {
             }
         };
         if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
-            let _ = reply.send(Err(ControlError::Store(format!(
-                "task {id} is busy: RUN_EVENTS_QUEUED_MAX ({RUN_EVENTS_QUEUED_MAX}) events waiting"
+            let _ = reply.send(Err(ControlError::Busy(format!(
+                "task {id} has RUN_EVENTS_QUEUED_MAX ({RUN_EVENTS_QUEUED_MAX}) events waiting"
             ))));
             return;
         }
@@ -180,6 +180,14 @@ impl Driver {
                 let _ = reply.send(Err(illegal(s)));
             }
             (Control::Stop | Control::ManualEnd, _) if has_checkpoint => {
+                let loads = self.slots.values().filter(|s| s.control_only).count();
+                if loads >= CONTROL_LOADS_MAX {
+                    let _ = reply.send(Err(ControlError::Busy(format!(
+                        "CONTROL_LOADS_MAX ({CONTROL_LOADS_MAX}) stops of paused or interrupted \
+                         tasks are in progress; try again"
+                    ))));
+                    return;
+                }
                 let mut slot = Slot::loading(true);
                 slot.events.push_back(if action == Control::Stop {
                     Event::Stop

@@ -10,7 +10,9 @@ use super::timers::{TimerKey, Timers};
 use super::{Command, RunEvent, RunEventKind, Shared};
 use crate::engine::{self, Effect, EffectKind, Event, Outcome, Record, RunState};
 use crate::flow::model::Flow;
-use crate::limits::{FIBERS_MAX, RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS};
+use crate::limits::{
+    CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS,
+};
 use crate::store::{QueuedRef, StoreError, TaskRecord, TaskStatus};
 use crate::value::Map;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -146,7 +148,7 @@ impl Driver {
         }
         let periodic = super::periodic::schedule(super::periodic::load(&shared).await?, now);
         let config = &shared.config;
-        let timers = Timers::new((config.runs_active_max + 8) * FIBERS_MAX);
+        let timers = Timers::new((config.runs_active_max + CONTROL_LOADS_MAX) * FIBERS_MAX);
         Ok(Driver {
             ready: Ready::new(config.ready_ring_capacity, config.aging_step_ms),
             timers,
@@ -176,7 +178,7 @@ impl Driver {
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
                     self.completed(done);
                 }
-                cmd = self.commands.recv(), if self.shutting_down.is_none() => match cmd {
+                cmd = self.commands.recv(), if self.shutting_down.is_none() && self.has_room() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => self.begin_shutdown(None),
                 },
@@ -217,6 +219,16 @@ impl Driver {
         g.timers_capacity.store(self.timers.capacity(), Relaxed);
         g.inflight.store(self.inflight.len(), Relaxed);
         g.cache_entries.store(self.cache.len(), Relaxed);
+    }
+
+    /// Whether the driver may take another command: its in-flight store work stays within one
+    /// step write per slot, one refill per level and `DRIVER_EXTRA_INFLIGHT_MAX`.
+    fn has_room(&self) -> bool {
+        let cap = self.shared.config.runs_active_max
+            + CONTROL_LOADS_MAX
+            + crate::limits::PRIORITY_LEVELS
+            + DRIVER_EXTRA_INFLIGHT_MAX;
+        self.inflight.len() < cap
     }
 
     fn active(&self) -> usize {

@@ -3,7 +3,9 @@
 //! the data cache, bounded like its table.
 
 use crate::engine::Host;
-use crate::limits::{CACHE_ENTRIES_MAX, CACHE_KEY_BYTES_MAX, CACHE_VALUE_BYTES_MAX};
+use crate::limits::{
+    CACHE_BYTES_MAX, CACHE_ENTRIES_MAX, CACHE_KEY_BYTES_MAX, CACHE_VALUE_BYTES_MAX,
+};
 use std::collections::HashMap;
 use tokio::time::Instant;
 
@@ -55,14 +57,16 @@ pub fn local_time(ms: i64) -> String {
 #[derive(Debug, Default)]
 pub struct Cache {
     map: HashMap<String, String>,
+    /// Key and value bytes held (bounded by `CACHE_BYTES_MAX`).
+    bytes: usize,
 }
 
 impl Cache {
     /// A cache holding `entries` (as read from the store).
     pub fn from_entries(entries: impl IntoIterator<Item = (String, String)>) -> Cache {
-        Cache {
-            map: entries.into_iter().collect(),
-        }
+        let map: HashMap<String, String> = entries.into_iter().collect();
+        let bytes = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+        Cache { map, bytes }
     }
 
     /// Entries held.
@@ -84,13 +88,32 @@ impl Cache {
                 value.len()
             ));
         }
-        if !self.map.contains_key(key) && self.map.len() >= CACHE_ENTRIES_MAX {
+        let old = self.map.get(key).map(|v| key.len() + v.len());
+        if old.is_none() && self.map.len() >= CACHE_ENTRIES_MAX {
             return Err(format!(
                 "cache key '{key}' refused: CACHE_ENTRIES_MAX ({CACHE_ENTRIES_MAX}) keys stored"
             ));
         }
+        let bytes = self.bytes - old.unwrap_or(0) + key.len() + value.len();
+        if bytes > CACHE_BYTES_MAX {
+            return Err(format!(
+                "cache key '{key}' refused: the cache would hold {bytes} bytes, over \
+                 CACHE_BYTES_MAX ({CACHE_BYTES_MAX})"
+            ));
+        }
         self.map.insert(key.to_string(), value.to_string());
+        self.bytes = bytes;
         Ok(())
+    }
+
+    fn delete(&mut self, key: &str) -> bool {
+        match self.map.remove(key) {
+            Some(v) => {
+                self.bytes -= key.len() + v.len();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -122,13 +145,27 @@ impl Host for RunHost<'_> {
     }
 
     fn cache_delete(&mut self, key: &str) -> bool {
-        self.cache.map.remove(key).is_some()
+        self.cache.delete(key)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_refuses_past_its_byte_bound_and_frees_on_delete() {
+        let mut cache = Cache::default();
+        let value = "v".repeat(CACHE_VALUE_BYTES_MAX - 8);
+        let fits = CACHE_BYTES_MAX / CACHE_VALUE_BYTES_MAX;
+        for i in 0..fits {
+            cache.set(&format!("k{i}"), &value).unwrap();
+        }
+        let err = cache.set("one-more", &value).unwrap_err();
+        assert!(err.contains("CACHE_BYTES_MAX"), "{err}");
+        assert!(cache.delete("k0"));
+        cache.set("one-more", &value).unwrap();
+    }
 
     #[test]
     fn cache_refuses_past_each_bound() {

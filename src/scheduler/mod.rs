@@ -94,6 +94,8 @@ pub enum ControlError {
         action: &'static str,
     },
     ShuttingDown,
+    /// A bound was reached; the message names it. Try again later.
+    Busy(String),
     Store(String),
 }
 
@@ -105,6 +107,7 @@ impl std::fmt::Display for ControlError {
                 write!(f, "cannot {action} task {id}: it is {status}")
             }
             ControlError::ShuttingDown => write!(f, "the scheduler is shutting down"),
+            ControlError::Busy(why) => write!(f, "busy: {why}"),
             ControlError::Store(e) => write!(f, "store: {e}"),
         }
     }
@@ -173,9 +176,9 @@ struct Gauges {
 }
 
 enum Command {
+    /// A run was admitted at this level (committed).
     Admitted {
         level: i64,
-        queued: crate::store::QueuedRef,
     },
     Control {
         id: String,
@@ -200,6 +203,8 @@ struct Shared {
     clock: Clock,
     config: Config,
     gauges: Gauges,
+    /// Bounds definition saves in flight (`DEFINITION_SAVES_MAX`).
+    saves: tokio::sync::Semaphore,
 }
 
 /// A handle to the running scheduler; cheap to clone.
@@ -244,6 +249,7 @@ impl Scheduler {
             clock: Clock::start(),
             config,
             gauges: Gauges::default(),
+            saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
         });
         let driver = driver::Driver::recover(shared.clone(), rx)
             .await
@@ -269,6 +275,7 @@ impl Scheduler {
         &self,
         raw: RawDefinition,
     ) -> Result<(SavedDefinition, Vec<Diagnostic>), SaveError> {
+        let _permit = self.shared.saves.acquire().await;
         flows::save(&self.shared.store, raw, self.now_ms()).await
     }
 

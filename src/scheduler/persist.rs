@@ -85,6 +85,8 @@ pub struct StepWrite {
     /// The checkpoint, or `None` when the run ended (the checkpoint is deleted).
     checkpoint: Option<String>,
     prune_records: bool,
+    /// The step started the run (its start time is recorded).
+    started: bool,
     now_ms: i64,
 }
 
@@ -116,8 +118,7 @@ impl StepWrite {
                         block_name: b.name.clone(),
                         block_type: b.block_type.clone(),
                         iteration: iteration.clone(),
-                        inputs: (!inputs.is_empty())
-                            .then(|| serde_json::Value::Object(inputs.clone()).to_string()),
+                        inputs: (!inputs.is_empty()).then(|| inputs.clone()),
                         started_ms: now_ms,
                     }));
                 }
@@ -131,7 +132,7 @@ impl StepWrite {
                     seq: *seq as i64,
                     status: *status,
                     reason: reason.clone(),
-                    outputs: outputs.as_ref().map(|v| v.to_string()),
+                    outputs: outputs.clone(),
                 }),
                 Record::BlockStatus {
                     seq,
@@ -162,6 +163,10 @@ impl StepWrite {
                 Record::CacheDelete { key } => ops.push(Op::CacheDelete(key.clone())),
             }
         }
+        let started = out
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::BlockStarted { block: 0, .. }));
         let ended = matches!(out.outcome, Some(Outcome::Ended(_)));
         let checkpoint = if ended {
             None
@@ -176,6 +181,7 @@ impl StepWrite {
             checkpoint,
             prune_records: run.next_seq as usize > BLOCK_RECORDS_PER_RUN_MAX
                 && run.next_seq % 64 == 0,
+            started,
             now_ms,
         })
     }
@@ -183,6 +189,9 @@ impl StepWrite {
     /// Applies the write inside the writer's transaction.
     pub fn apply(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
         let id = self.run.as_str();
+        if self.started {
+            tx.set_task_started(id, self.now_ms)?;
+        }
         for op in &self.ops {
             match op {
                 Op::Started(start) => tx.block_started(start)?,

@@ -12,6 +12,10 @@ pub fn level_of(priority: i64) -> i64 {
 }
 
 /// One level's ring and what the store may still hold for it.
+///
+/// Ids enter a ring only from store reads in admission order (`seq > after_seq`). Admissions
+/// commit in seq order, so a read sees a prefix of the admitted seqs and nothing is skipped; an
+/// admission only marks its level as having more on disk.
 struct Level {
     ring: BoundedVecDeque<QueuedRef>,
     /// Highest admission seq read into the ring (refills continue after it).
@@ -20,6 +24,10 @@ struct Level {
     more_on_disk: bool,
     /// A refill read is in flight.
     refilling: bool,
+    /// An admission arrived while the refill was in flight (it may not be in its rows).
+    missed: bool,
+    /// A rescan was asked for while a refill was in flight: its rows are dropped.
+    rescan_pending: bool,
 }
 
 /// All ready rings.
@@ -37,6 +45,8 @@ impl Ready {
                 after_seq: 0,
                 more_on_disk: true,
                 refilling: false,
+                missed: false,
+                rescan_pending: false,
             })
             .collect();
         Ready {
@@ -45,22 +55,23 @@ impl Ready {
         }
     }
 
-    /// A run was admitted at `level`: keep it in memory when the ring holds everything of that
-    /// level and has room, else leave it on disk for the next refill.
-    pub fn admitted(&mut self, level: i64, queued: QueuedRef) {
+    /// A run was admitted at `level`: the next refill of that level reads it.
+    pub fn admitted(&mut self, level: i64) {
         let l = &mut self.levels[level as usize];
-        if !l.more_on_disk && !l.refilling && queued.seq > l.after_seq && !l.ring.is_full() {
-            l.after_seq = queued.seq;
-            l.ring.push_back(queued);
-        } else {
-            l.more_on_disk = true;
+        l.more_on_disk = true;
+        if l.refilling {
+            l.missed = true;
         }
     }
 
     /// Forget what is in memory for `level` and read it again from the start (a run went back
-    /// to queued out of admission order: resume, retry, priority change, restart).
+    /// to queued out of admission order: resume, retry, priority change).
     pub fn rescan(&mut self, level: i64) {
         let l = &mut self.levels[level as usize];
+        if l.refilling {
+            l.rescan_pending = true;
+            return;
+        }
         l.ring.clear();
         l.after_seq = 0;
         l.more_on_disk = true;
@@ -84,26 +95,34 @@ impl Ready {
     pub fn refilled(&mut self, level: i64, rows: Vec<QueuedRef>, room: usize) {
         let l = &mut self.levels[level as usize];
         l.refilling = false;
+        if std::mem::take(&mut l.rescan_pending) {
+            l.missed = false;
+            l.ring.clear();
+            l.after_seq = 0;
+            l.more_on_disk = true;
+            return;
+        }
         let got = rows.len();
+        let mut full = false;
         for row in rows {
             if row.seq <= l.after_seq {
                 continue;
             }
-            l.after_seq = row.seq;
-            if l.ring.push_back(row).is_some() {
-                // A concurrent rescan emptied less than expected: read again later.
-                l.more_on_disk = true;
-                return;
+            if l.ring.is_full() {
+                full = true;
+                break;
             }
+            l.after_seq = row.seq;
+            l.ring.push_back(row);
         }
-        if got < room {
-            l.more_on_disk = false;
-        }
+        l.more_on_disk = std::mem::take(&mut l.missed) || full || got >= room;
     }
 
     /// A refill read failed: try again at the next chance.
     pub fn refill_failed(&mut self, level: i64) {
-        self.levels[level as usize].refilling = false;
+        let l = &mut self.levels[level as usize];
+        l.refilling = false;
+        l.more_on_disk = true;
     }
 
     /// Takes the next run to start: the ring head with the highest aged level
@@ -171,16 +190,40 @@ mod tests {
     fn a_full_ring_leaves_the_rest_on_disk() {
         let mut r = Ready::new(2, 1_000);
         r.refills_due();
-        r.refilled(0, vec![], 2);
-        r.admitted(0, q(1, 0));
-        r.admitted(0, q(2, 0));
-        r.admitted(0, q(3, 0)); // past capacity: stays on disk
+        r.refilled(0, vec![q(1, 0), q(2, 0)], 2);
         assert_eq!(r.len(), 2);
         assert_eq!(r.capacity(), 2 * PRIORITY_LEVELS);
+        assert!(r.refills_due().is_empty(), "full: no refill");
         r.pop(0);
         r.pop(0);
         let due = r.refills_due();
         assert!(due.contains(&(0, 2, 2)), "{due:?}");
+    }
+
+    #[test]
+    fn an_admission_during_a_refill_is_not_lost() {
+        let mut r = Ready::new(8, 1_000);
+        let due = r.refills_due();
+        assert!(due.contains(&(1, 0, 8)));
+        r.admitted(1); // committed after the refill's read
+        r.refilled(1, vec![q(1, 0)], 8);
+        assert!(
+            r.refills_due().contains(&(1, 1, 7)),
+            "a second read follows"
+        );
+        r.refilled(1, vec![q(2, 0)], 7);
+        assert_eq!(r.len(), 2);
+        assert!(r.refills_due().is_empty(), "all read");
+    }
+
+    #[test]
+    fn a_rescan_during_a_refill_drops_its_rows_and_reads_again() {
+        let mut r = Ready::new(8, 1_000);
+        r.refills_due();
+        r.rescan(2);
+        r.refilled(2, vec![q(5, 0)], 8);
+        assert_eq!(r.len(), 0);
+        assert!(r.refills_due().contains(&(2, 0, 8)));
     }
 
     #[test]

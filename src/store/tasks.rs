@@ -121,6 +121,18 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// Records that the run started now, unless it already has a start time. False when not
+    /// found.
+    pub fn set_task_started(&mut self, id: &str, now_ms: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE task_record SET started_ms = coalesce(started_ms, ?2) WHERE id = ?1",
+            )?
+            .execute(params![id, now_ms])?;
+        Ok(n == 1)
+    }
+
     /// Sets priority and the ready-queue level computed from it. False when not found.
     pub fn set_task_priority(&mut self, id: &str, priority: i64, level: i64) -> Result<bool> {
         let n = self

@@ -22,8 +22,11 @@ pub(super) fn evaluate<'v>(node: &'v Node, scope: &Scope<'v>) -> Result<Value, E
         task: scope.task,
         budget: Budget::default(),
     };
-    let value = ev.eval(node)?.into_owned();
-    Ok(value)
+    let value = ev.eval(node)?;
+    if let Cow::Borrowed(v) = &value {
+        ev.budget.charge(v)?;
+    }
+    Ok(value.into_owned())
 }
 
 struct Evaluator<'v> {
@@ -66,10 +69,13 @@ impl<'v> Evaluator<'v> {
             }
             Node::List(items) => {
                 ops::check_items(items.len())?;
-                let values = self.eval_all(items)?;
-                Cow::Owned(Value::Array(
-                    values.into_iter().map(Cow::into_owned).collect(),
-                ))
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    let v = self.eval(item)?;
+                    self.budget.charge(&v)?;
+                    values.push(v.into_owned());
+                }
+                Cow::Owned(Value::Array(values))
             }
             Node::Map(entries) => Cow::Owned(self.map_literal(entries)?),
             Node::Neg(inner) => Cow::Owned(ops::negate(&*self.eval(inner)?)?),
@@ -101,8 +107,9 @@ impl<'v> Evaluator<'v> {
             let Some(key) = to_java_string(&key) else {
                 return fail("a map literal key is null");
             };
-            let value = self.eval(value)?.into_owned();
-            map.insert(key, value);
+            let value = self.eval(value)?;
+            self.budget.charge(&value)?;
+            map.insert(key, value.into_owned());
         }
         Ok(Value::Object(map))
     }

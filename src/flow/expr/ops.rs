@@ -4,7 +4,9 @@
 
 use super::parser::BinOp;
 use super::EvalError;
-use crate::limits::{EXPR_COLLECTION_ITEMS_MAX, EXPR_STEPS_MAX, EXPR_STRING_BYTES_MAX};
+use crate::limits::{
+    EXPR_COLLECTION_ITEMS_MAX, EXPR_RESULT_BYTES_MAX, EXPR_STEPS_MAX, EXPR_STRING_BYTES_MAX,
+};
 use crate::value::{clip, parse_java_double, parse_java_long, to_display_string, Value};
 use std::cmp::Ordering;
 
@@ -19,9 +21,23 @@ pub(super) fn fail<T>(message: impl Into<String>) -> Result<T, EvalError> {
 #[derive(Debug, Default)]
 pub(super) struct Budget {
     steps: usize,
+    bytes: usize,
 }
 
 impl Budget {
+    /// Charges the heap bytes of a value about to be copied into a result; fails once more
+    /// than [`EXPR_RESULT_BYTES_MAX`] are charged in one evaluation.
+    pub(super) fn charge(&mut self, v: &Value) -> Result<(), EvalError> {
+        self.bytes = self.bytes.saturating_add(crate::value::approx_bytes(v));
+        if self.bytes > EXPR_RESULT_BYTES_MAX {
+            return fail(format!(
+                "the result would take more than EXPR_RESULT_BYTES_MAX ({EXPR_RESULT_BYTES_MAX}) \
+                 bytes"
+            ));
+        }
+        Ok(())
+    }
+
     /// Spends `n` steps; fails once more than [`EXPR_STEPS_MAX`] are spent.
     pub(super) fn spend(&mut self, n: usize) -> Result<(), EvalError> {
         self.steps = self.steps.saturating_add(n);

@@ -449,3 +449,28 @@ fn evaluation_borrows_instead_of_cloning() {
         json!(5_000)
     );
 }
+
+#[test]
+fn copies_of_large_values_stop_at_the_result_bound() {
+    let mut world = empty_world();
+    let big = "x".repeat(crate::limits::EXPR_RESULT_BYTES_MAX / 3);
+    world.variables.insert("big".into(), Value::String(big));
+    assert!(eval_in(&world, "task.variables.big").is_ok());
+    assert!(eval_in(&world, "[task.variables.big, task.variables.big]").is_ok());
+    let err = eval_in(
+        &world,
+        "[task.variables.big, task.variables.big, task.variables.big, task.variables.big]",
+    )
+    .unwrap_err();
+    assert!(
+        err.message.contains("EXPR_RESULT_BYTES_MAX"),
+        "{}",
+        err.message
+    );
+    let err = eval_in(&world, "['a': task.variables.big, 'b': task.variables.big, 'c': task.variables.big, 'd': task.variables.big]").unwrap_err();
+    assert!(
+        err.message.contains("EXPR_RESULT_BYTES_MAX"),
+        "{}",
+        err.message
+    );
+}
