@@ -219,15 +219,15 @@ async fn wait_until_idle(store: &Store) -> Result<(), String> {
 
 /// p50 and p99 of submit→start over the finished runs, and how many runs have ended.
 async fn latencies(store: &Store) -> Result<(f64, f64, usize), String> {
-    let rows = store
-        .read(|rx| rx.tasks_with_status(TaskStatus::Finished, usize::MAX >> 1))
+    let (ms, ended) = store
+        .read(|rx| {
+            let ended = rx.status_count(TaskStatus::Finished)?
+                + rx.status_count(TaskStatus::Failed)?
+                + rx.status_count(TaskStatus::Stopped)?;
+            Ok((rx.start_delays_ms(usize::MAX >> 1)?, ended as usize))
+        })
         .await
         .map_err(|e| e.to_string())?;
-    let mut ms: Vec<i64> = rows
-        .iter()
-        .filter_map(|r| r.started_ms.map(|s| s - r.created_ms))
-        .collect();
-    ms.sort_unstable();
     let pick = |q: f64| {
         if ms.is_empty() {
             0.0
@@ -235,7 +235,7 @@ async fn latencies(store: &Store) -> Result<(f64, f64, usize), String> {
             ms[((ms.len() - 1) as f64 * q).round() as usize] as f64
         }
     };
-    Ok((pick(0.50), pick(0.99), rows.len()))
+    Ok((pick(0.50), pick(0.99), ended))
 }
 
 fn print_human(r: &serde_json::Value) {

@@ -266,6 +266,16 @@ impl Rx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Submit→start delays (ms) of the finished runs, in ascending order, at most `limit`.
+    pub fn start_delays_ms(&self, limit: usize) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT started_ms - created_ms AS d FROM task_record \
+             WHERE status = 'finished' AND started_ms IS NOT NULL ORDER BY d LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![n64(limit)], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Runs of the definition that are queued, running, paused or interrupted.
     pub fn active_count_for_definition(&self, def_id: &str) -> Result<i64> {
         Ok(self
