@@ -1014,3 +1014,149 @@ fn block_records_carry_truncated_values() {
         }
     }
 }
+
+#[test]
+fn variable_bytes_past_their_bound_fail_the_block() {
+    let f = flow(
+        json!([
+            big_variable(1, 60_000),
+            b(
+                2,
+                "SetTaskVariableBp",
+                json!({"varName": simple("big2"), "varValue": expr("task.variables.big")}),
+                json!({})
+            ),
+            b(
+                3,
+                "SetTaskVariableBp",
+                json!({"varName": simple("big3"), "varValue": expr("task.variables.big")}),
+                json!({})
+            ),
+        ]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    match h.drive() {
+        Outcome::Interrupted { reason } => {
+            assert!(reason.contains("VARIABLES_BYTES_MAX"), "{reason}");
+            assert!(reason.starts_with("[SetTaskVariableBp]"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.run.variables_bytes <= crate::limits::VARIABLES_BYTES_MAX);
+    assert!(!h.run.variables.contains_key("big3"));
+}
+
+#[test]
+fn long_log_lines_and_state_descriptions_are_cut() {
+    let f = flow(
+        json!([
+            big_variable(1, 60_000),
+            b(
+                2,
+                "PrintBp",
+                json!({"message": expr("task.variables.big")}),
+                json!({})
+            ),
+            b(
+                3,
+                "TaskStateBp",
+                json!({"stateMsg": expr("task.variables.big")}),
+                json!({})
+            ),
+        ]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    assert!(finished(&h.drive()));
+    for line in h.logs() {
+        assert!(
+            line.len() <= crate::limits::LOG_LINE_BYTES_MAX,
+            "{}",
+            line.len()
+        );
+    }
+    let state = h.run.state_description.as_deref().unwrap();
+    assert!(state.len() <= crate::limits::STATE_DESCRIPTION_BYTES_MAX);
+    assert!(state.ends_with('…'));
+}
+
+#[test]
+fn bad_parameter_values_fail_their_blocks() {
+    let cases = [
+        (
+            "DelayBp",
+            json!({"timeMillis": expr("'soon'")}),
+            "timeMillis",
+        ),
+        ("RepeatNumBp", json!({"num": expr("'3.0'")}), "num"),
+        (
+            "ParallelRepeatNBp",
+            json!({"num": expr("101")}),
+            "PARALLEL_REPEAT_MAX",
+        ),
+        (
+            "StringToJsonObjectBp",
+            json!({"convertString": simple("{oops")}),
+            "not valid JSON",
+        ),
+        (
+            "StringToJsonArrayBp",
+            json!({"convertString": simple("{}")}),
+            "not a JSON array",
+        ),
+        (
+            "SetTaskVariableBp",
+            json!({"varName": simple("x"), "varValue": expr("taskInputs.none")}),
+            "varValue",
+        ),
+        (
+            "CacheDataBp",
+            json!({"key": simple("k"), "value": expr("null")}),
+            "cacheValue",
+        ),
+        (
+            "WhileBp",
+            json!({"loopCondition": expr("null")}),
+            "condition does not exist",
+        ),
+        (
+            "IfElseIfBp",
+            json!({"conditionIf": simple("false"), "conditionElseIf": expr("null")}),
+            "conditionElseIf",
+        ),
+        (
+            "SkipToComponent",
+            json!({"skipComponentId": expr("null")}),
+            "SkipComponentIdEmpty",
+        ),
+        (
+            "Md5EncryptionForStringBp",
+            json!({"string": expr("null")}),
+            "string",
+        ),
+    ];
+    for (ty, params, needle) in cases {
+        let children = json!({"default": [], "if": [], "else_if": [], "else": []});
+        let children = match ty {
+            "RepeatNumBp" | "ParallelRepeatNBp" | "WhileBp" => json!({"default": []}),
+            "IfElseIfBp" => children,
+            _ => json!({}),
+        };
+        let f = flow(
+            json!([b(1, ty, params, children)]),
+            json!([{"name": "none", "type": "String", "defaultValue": null}]),
+        );
+        let mut h = Harness::new(f);
+        match h.drive() {
+            Outcome::Interrupted { reason } => {
+                assert!(
+                    reason.starts_with(&format!("[{ty}]Block Run Failure:")),
+                    "{reason}"
+                );
+                assert!(reason.contains(needle), "{ty}: {reason}");
+            }
+            other => panic!("{ty}: {other:?}"),
+        }
+    }
+}

@@ -313,3 +313,13 @@ fn an_oversized_definition_is_refused_with_the_limit_named() {
     assert!(c.flow.is_none());
     assert!(has(&c, Severity::Error, "DEFINITION_BYTES_MAX"));
 }
+
+#[test]
+fn more_blocks_than_the_bound_is_an_error() {
+    let blocks: Vec<Value> = (1..=crate::limits::FLOW_BLOCKS_MAX as i64 + 5)
+        .map(|i| b(i, "SerialFlowBp", json!({}), json!({"default": []})))
+        .collect();
+    let c = compiled(Value::Array(blocks));
+    assert!(c.flow.is_none());
+    assert!(has(&c, Severity::Error, "FLOW_BLOCKS_MAX"));
+}

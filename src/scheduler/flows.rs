@@ -141,3 +141,45 @@ pub async fn save(
         .map_err(SaveError::Store)?;
     Ok((saved, compiled.diagnostics))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> DefinitionRecord {
+        let body = serde_json::json!({"id": format!("d{i}"), "label": format!("d{i}"),
+            "detail": {"rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp",
+                "children": {"default": []}}}});
+        DefinitionRecord {
+            id: format!("d{i}"),
+            label: format!("d{i}"),
+            version: 1,
+            body: body.to_string(),
+            periodic: false,
+            if_enable: false,
+            period_ms: 0,
+            delay_ms: 0,
+            release_sites: false,
+            release_always: false,
+            deleted: false,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_at_most_its_bound_and_evicts_the_least_used() {
+        let cache = FlowCache::default();
+        let first = cache.get_or_compile(&record(0)).unwrap();
+        for i in 1..FLOW_CACHE_MAX + 10 {
+            cache.get_or_compile(&record(i)).unwrap();
+            cache.get_or_compile(&record(0)).unwrap(); // keep d0 recently used
+        }
+        assert_eq!(cache.len(), FLOW_CACHE_MAX);
+        let again = cache.get_or_compile(&record(0)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "d0 stayed cached");
+        let mut bad = record(99);
+        bad.body = "{".into();
+        assert!(cache.get_or_compile(&bad).is_err());
+    }
+}

@@ -120,3 +120,40 @@ async fn tick(shared: Arc<Shared>, def_id: String) -> Tick {
 pub(super) async fn load(shared: &Shared) -> Result<Vec<DefinitionRecord>, StoreError> {
     shared.store.read(|rx| rx.periodic_definitions()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(i: usize, enabled: bool) -> DefinitionRecord {
+        DefinitionRecord {
+            id: format!("p{i}"),
+            label: format!("p{i}"),
+            version: 1,
+            body: String::new(),
+            periodic: true,
+            if_enable: enabled,
+            period_ms: 10,
+            delay_ms: 500,
+            release_sites: false,
+            release_always: false,
+            deleted: false,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn only_enabled_definitions_up_to_the_bound_are_scheduled() {
+        let defs: Vec<DefinitionRecord> = (0..PERIODIC_DEFINITIONS_MAX + 40)
+            .map(|i| def(i, i % 10 != 0))
+            .collect();
+        let scheduled = schedule(defs, 1_000);
+        assert_eq!(scheduled.len(), PERIODIC_DEFINITIONS_MAX);
+        assert!(scheduled.iter().all(|p| p.next_ms == 1_500));
+        // The period is raised to PERIOD_MS_MIN.
+        assert!(scheduled
+            .iter()
+            .all(|p| p.period_ms == crate::limits::PERIOD_MS_MIN));
+    }
+}

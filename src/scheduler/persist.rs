@@ -7,6 +7,10 @@ use crate::flow::model::Flow;
 use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
 use crate::store::{BlockStart, StoreError, TaskFields, TaskStatus, Tx};
 
+/// Block records a run writes between two prunings of its own records once it is past
+/// `BLOCK_RECORDS_PER_RUN_MAX`.
+const PRUNE_STRIDE: u64 = 256;
+
 /// One block record operation, with everything the store needs, owned.
 enum Op {
     Started(BlockStart),
@@ -179,8 +183,11 @@ impl StepWrite {
             fields,
             status,
             checkpoint,
+            // Past the per-run cap, prune whenever a step crosses a multiple of 256 records.
             prune_records: run.next_seq as usize > BLOCK_RECORDS_PER_RUN_MAX
-                && run.next_seq % 64 == 0,
+                && out.records.iter().any(
+                    |r| matches!(r, Record::BlockStarted { seq, .. } if seq % PRUNE_STRIDE == 0),
+                ),
             started,
             now_ms,
         })

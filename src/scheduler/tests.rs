@@ -608,3 +608,91 @@ async fn the_data_cache_persists_across_runs_and_restarts() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_keeps_the_definition_version_it_started_with() {
+    let e = env(Config::default()).await;
+    e.define("d", delay_flow(), json!({})).await;
+    let id = e.submit("d", 1).await;
+    settle().await;
+    // Edit the definition while the run waits in its delay: the run keeps version 1.
+    let changed = json!([
+        b(1, "PrintBp", json!({"message": simple("v2 start")})),
+        b(2, "DelayBp", json!({"timeMillis": expr("taskInputs.ms")})),
+        b(3, "PrintBp", json!({"message": simple("v2 end")})),
+    ]);
+    e.define("d", changed, json!({})).await;
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.def_version, 1);
+    assert_eq!(
+        e.logs(&id).await,
+        vec![
+            r#"[PrintBp][b1]result: "start""#,
+            r#"[PrintBp][b3]result: "end""#
+        ]
+    );
+    let next = e.submit("d", 1).await;
+    assert_eq!(e.sched.wait_terminal(&next).await.unwrap().def_version, 2);
+    assert_eq!(e.logs(&next).await[0], r#"[PrintBp][b1]result: "v2 start""#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oversized_inputs_are_refused_at_admission() {
+    let e = env(Config::default()).await;
+    e.define("d", delay_flow(), json!({})).await;
+    let mut inputs = crate::value::Map::new();
+    let big = "x".repeat(crate::limits::TASK_INPUTS_BYTES_MAX);
+    inputs.insert("ms".into(), Value::String(big));
+    let req = SubmitRequest {
+        def_id: Some("d".into()),
+        inputs,
+        ..SubmitRequest::default()
+    };
+    let err = e.sched.submit(req).await.unwrap_err();
+    assert!(err.to_string().contains("TASK_INPUTS_BYTES_MAX"), "{err}");
+    let long_id = SubmitRequest {
+        def_id: Some("d".into()),
+        task_id: Some("i".repeat(crate::limits::TASK_ID_BYTES_MAX + 1)),
+        ..SubmitRequest::default()
+    };
+    assert!(matches!(
+        e.sched.submit(long_id).await,
+        Err(SubmitError::Invalid(_))
+    ));
+    let total = e
+        .sched
+        .store()
+        .read(|rx| rx.status_count(TaskStatus::Queued))
+        .await
+        .unwrap();
+    assert_eq!(total, 0, "nothing was stored");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_run_prunes_its_oldest_block_records() {
+    let e = env(Config::default()).await;
+    let body = json!([{"id": 1, "name": "b1", "blockType": "RepeatNumBp",
+        "inputParams": {"num": simple("1000")}, "children": {"default": (2..14)
+            .map(|i| b(i, "SetTaskVariableBp", json!({"varName": simple("v"), "varValue": simple("x")})))
+            .collect::<Vec<_>>()}}]);
+    e.define("long", body, json!({})).await;
+    let id = e.submit("long", 1).await;
+    assert_eq!(
+        e.sched.wait_terminal(&id).await.unwrap().status,
+        TaskStatus::Finished
+    );
+    let id2 = id.clone();
+    let kept = e
+        .sched
+        .store()
+        .read(move |rx| rx.block_records(&id2, usize::MAX >> 1))
+        .await
+        .unwrap()
+        .len();
+    // 1 root + 1 loop + 12,000 bodies were written; the oldest went past the cap.
+    assert!(
+        kept <= crate::limits::BLOCK_RECORDS_PER_RUN_MAX + 256 + 300,
+        "{kept}"
+    );
+    assert!(kept >= crate::limits::BLOCK_RECORDS_PER_RUN_MAX, "{kept}");
+}
