@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use vwed::engine::{self, code, EffectKind, Event, Host, Outcome, Record, RunState};
-use vwed::flow::{compile, inputs, load, model::Flow};
-use vwed::value::Map;
+use vwed::flow::{compile, load, model::Flow};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -198,120 +196,52 @@ fn every_demo_definition_loads_and_compiles() {
     );
 }
 
-/// The smallest host a run needs: a clock moved by hand and an in-memory data cache.
-#[derive(Default)]
-struct TestHost {
-    now: i64,
-    ids: u64,
-    cache: HashMap<String, String>,
-}
-
-impl Host for TestHost {
-    fn now_ms(&self) -> i64 {
-        self.now
-    }
-    fn local_time(&self, ms: i64) -> String {
-        format!("t{ms}")
-    }
-    fn uuid(&mut self) -> String {
-        self.ids += 1;
-        format!("00000000-0000-4000-8000-{:012}", self.ids)
-    }
-    fn cache_get(&self, key: &str) -> Option<String> {
-        self.cache.get(key).cloned()
-    }
-    fn cache_set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        self.cache.insert(key.into(), value.into());
-        Ok(())
-    }
-    fn cache_delete(&mut self, key: &str) -> bool {
-        self.cache.remove(key).is_some()
-    }
-}
-
-/// Runs a flow to its end, firing timers in order; returns the end code and the log messages.
-fn run_to_end(flow: &Flow, host: &mut TestHost) -> (i32, Vec<String>) {
-    let task_inputs = inputs::build(&flow.inputs, &Map::new()).values;
-    let mut run = RunState::new("r1".into(), false, task_inputs, Map::new());
-    let mut pending = Vec::new();
-    let mut logs = Vec::new();
-    let mut event = Event::Start;
-    for _ in 0..1_000 {
-        let out = engine::step(flow, &mut run, event, host);
-        pending.retain(|e: &engine::Effect| !out.cancelled.contains(&e.token));
-        pending.extend(out.effects);
-        logs.extend(out.records.into_iter().filter_map(|r| match r {
-            Record::Log { message, .. } => Some(message),
-            _ => None,
-        }));
-        event = match out.outcome.expect("a step reports an outcome") {
-            Outcome::Ended(ended) => return (ended.code, logs),
-            Outcome::More => Event::Continue,
-            Outcome::Waiting => {
-                let next = (0..pending.len())
-                    .min_by_key(|&i| match pending[i].kind {
-                        EffectKind::Timer { until_ms } => until_ms,
-                    })
-                    .expect("waiting with no pending effect");
-                let effect = pending.remove(next);
-                let EffectKind::Timer { until_ms } = effect.kind;
-                host.now = host.now.max(until_ms);
-                Event::Woke {
-                    fiber: effect.fiber,
-                    token: effect.token,
-                }
-            }
-            other => panic!("unexpected outcome {other:?}; logs {logs:#?}"),
-        };
-    }
-    panic!("run did not end; logs {logs:#?}");
-}
-
-fn demo_flow(file: &str) -> Flow {
-    compile_file(&root().join("assets/demo").join(file))
-        .remove(0)
-        .2
+/// Runs a demo with `vwed run --json`; returns (exit success, the JSON report).
+fn run_demo(file: &str) -> (bool, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vwed"))
+        .arg("run")
+        .arg(root().join("assets/demo").join(file))
+        .arg("--json")
+        .env("VWED_LOG", "error")
+        .output()
+        .expect("run vwed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(text.lines().last().unwrap_or("null")).expect("JSON");
+    (out.status.success(), report)
 }
 
 #[test]
 fn demo_bench_runs_to_the_end() {
-    let (code, logs) = run_to_end(&demo_flow("demo_bench.json"), &mut TestHost::default());
-    assert_eq!(code, code::FINISHED, "{logs:#?}");
-    assert!(logs.iter().any(|l| l.contains("bench sum 3")), "{logs:#?}");
+    let (ok, r) = run_demo("demo_bench.json");
+    assert!(ok, "{r}");
+    assert_eq!(r["code"], 1003);
+    assert!(r["log"].to_string().contains("bench sum 3"), "{r}");
 }
 
 #[test]
 fn demo_while_break_leaves_after_three_rounds() {
-    let (code, logs) = run_to_end(
-        &demo_flow("example_while_break.json"),
-        &mut TestHost::default(),
-    );
-    assert_eq!(code, code::FINISHED, "{logs:#?}");
+    let (ok, r) = run_demo("example_while_break.json");
+    assert!(ok, "{r}");
     assert!(
-        logs.iter()
-            .any(|l| l.contains("left the loop after 3 rounds")),
-        "{logs:#?}"
+        r["log"]
+            .to_string()
+            .contains("left the loop after 3 rounds"),
+        "{r}"
     );
 }
 
+/// The cache counter demo is example 08 with an id and a label; its behaviour across runs and
+/// restarts is tested by the scheduler's tests on that example file.
 #[test]
-fn demo_cache_counter_resets_on_the_third_run() {
-    let flow = demo_flow("example_cache_counter.json");
-    let mut host = TestHost::default();
-    let mut all = Vec::new();
-    for _ in 0..4 {
-        let (code, logs) = run_to_end(&flow, &mut host);
-        assert_eq!(code, code::FINISHED, "{logs:#?}");
-        all.extend(logs);
-    }
-    let shown = all.join("\n");
-    for n in [
-        "run number 1",
-        "run number 2",
-        "run number 3",
-        "counter reset",
-    ] {
-        assert!(shown.contains(n), "{n} missing from {shown}");
-    }
-    assert_eq!(shown.matches("run number 1").count(), 2, "{shown}");
+fn demo_cache_counter_is_example_08() {
+    let demo: serde_json::Value =
+        serde_json::from_str(&read("assets/demo/example_cache_counter.json")).unwrap();
+    let example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("../shared/docs/wind-task-examples/08-cache-data.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(demo["detail"], example);
 }
