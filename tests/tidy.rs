@@ -93,6 +93,19 @@ fn is_test_file(path: &str) -> bool {
 }
 
 #[test]
+fn hyper_only_in_the_api() {
+    for (path, text) in sources() {
+        if path.starts_with("api/") {
+            continue;
+        }
+        assert!(
+            !code_of(&text).contains("hyper::"),
+            "src/{path} uses hyper outside src/api/"
+        );
+    }
+}
+
+#[test]
 fn tasks_are_spawned_only_by_the_tracker() {
     let banned = ["tokio::", "spawn"].concat();
     for (path, text) in sources() {

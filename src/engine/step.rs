@@ -623,16 +623,18 @@ impl Engine<'_> {
     fn raise(&mut self, fid: u32, raise: Raise) {
         let pos = self.pos(fid);
         let top = self.run.fibers[pos].frames.last().expect("raiser frame");
-        let block_type = self.flow.block(top.block).block_type.clone();
+        let block = self.flow.block(top.block);
+        let (block_type, name) = (&block.block_type, &block.name);
+        // RDS's form `[<blockType>]Block Run Failure:<message>`, the message naming the block.
         let raised = match raise {
             Raise::Break => return self.raise_break(fid),
             Raise::Failure(m) => Raised {
                 class: Class::Failure,
-                reason: format!("[{block_type}]Block Run Failure:{m}"),
+                reason: format!("[{block_type}]Block Run Failure:{name}: {m}"),
             },
             Raise::EndError(m) => Raised {
                 class: Class::EndError,
-                reason: format!("[{block_type}]{m}"),
+                reason: format!("[{block_type}]{name}: {m}"),
             },
             Raise::Throw(m) => Raised {
                 class: Class::Throw,

@@ -854,7 +854,7 @@ fn a_parameter_error_names_block_parameter_and_expression() {
     match h.drive() {
         Outcome::Interrupted { reason } => {
             assert!(
-                reason.starts_with("[PrintBp]Block Run Failure:parameter message"),
+                reason.starts_with("[PrintBp]Block Run Failure:b1: parameter message"),
                 "{reason}"
             );
             assert!(reason.contains("blocks.b9.x"), "{reason}");
