@@ -108,3 +108,22 @@ fn unsupported_blocks_are_named() {
         );
     }
 }
+
+#[test]
+fn runnable_corpus_definitions_run_to_their_expected_end() {
+    // dispatch-service-seed-default has an empty root: it validates and finishes at once.
+    let path = shared().join("corpus/defs/dispatch-service-seed-default.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vwed"))
+        .arg("run")
+        .arg(&path)
+        .arg("--json")
+        .env("VWED_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(report["status"], "finished");
+    assert_eq!(report["code"], 1003);
+    assert_eq!(report["outputs"], serde_json::json!({}));
+}

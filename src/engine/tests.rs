@@ -578,6 +578,26 @@ fn stop_other_branch_ends_siblings_normally() {
     assert!(h.ends().contains(&("b2".to_string(), 1001)));
 }
 
+#[test]
+fn mock_time_cost_sleeps_like_a_delay() {
+    let f = flow(
+        json!([
+            b(
+                1,
+                "MockTimeCostBp",
+                json!({"timeMillis": simple("750")}),
+                json!({})
+            ),
+            b(2, "MockTimeCostBp", json!({}), json!({})),
+            b(3, "CurrentTimeStampBp", json!({}), json!({})),
+        ]),
+        json!([]),
+    );
+    let mut h = Harness::new(f);
+    assert!(finished(&h.drive()));
+    assert_eq!(h.run.blocks["b3"], json!({"currentTimeStamp": 750}));
+}
+
 fn delay_then_print() -> Flow {
     flow(
         json!([

@@ -79,6 +79,24 @@ pub(super) struct ControlRead {
     result: Result<Option<(TaskRecord, bool)>, String>,
 }
 
+impl ControlRead {
+    /// A read result as the store would give it (tests drive `control_read` with these).
+    #[cfg(test)]
+    pub(super) fn new(
+        id: String,
+        action: Control,
+        reply: Reply,
+        result: Result<Option<(TaskRecord, bool)>, String>,
+    ) -> ControlRead {
+        ControlRead {
+            id,
+            action,
+            reply,
+            result,
+        }
+    }
+}
+
 impl Driver {
     pub(super) fn command(&mut self, cmd: Command) {
         match cmd {

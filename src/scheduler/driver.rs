@@ -223,7 +223,7 @@ impl Driver {
 
     /// Whether the driver may take another command: its in-flight store work stays within one
     /// step write per slot, one refill per level and `DRIVER_EXTRA_INFLIGHT_MAX`.
-    fn has_room(&self) -> bool {
+    pub(super) fn has_room(&self) -> bool {
         let cap = self.shared.config.runs_active_max
             + CONTROL_LOADS_MAX
             + crate::limits::PRIORITY_LEVELS

@@ -696,3 +696,133 @@ async fn a_long_run_prunes_its_oldest_block_records() {
     );
     assert!(kept >= crate::limits::BLOCK_RECORDS_PER_RUN_MAX, "{kept}");
 }
+
+/// A driver that is not running, to push its bounds directly.
+async fn idle_driver() -> (driver::Driver, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (commands, rx) = tokio::sync::mpsc::channel(limits::SCHEDULER_COMMANDS_MAX);
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let shared = std::sync::Arc::new(Shared {
+        store: open_store(&dir),
+        flows: FlowCache::default(),
+        commands,
+        events,
+        clock: Clock::start(),
+        config: Config::default(),
+        gauges: Gauges::default(),
+        saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
+    });
+    (driver::Driver::recover(shared, rx).await.unwrap(), dir)
+}
+
+fn paused_record(id: &str) -> TaskRecord {
+    TaskRecord {
+        id: id.into(),
+        seq: 1,
+        def_id: "d".into(),
+        def_label: "d".into(),
+        def_version: 1,
+        status: TaskStatus::Paused,
+        code: 1002,
+        priority: 1,
+        level: 1,
+        created_ms: 0,
+        started_ms: Some(0),
+        ended_ms: None,
+        ended_reason: None,
+        input_params: "[]".into(),
+        variables: "{}".into(),
+        state_description: None,
+        out_order_no: None,
+        manual_end: false,
+        parent_id: None,
+        root_id: None,
+        periodic: false,
+        request_hash: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_of_unloaded_runs_past_control_loads_max_are_refused() {
+    let (mut d, _dir) = idle_driver().await;
+    for i in 0..limits::CONTROL_LOADS_MAX {
+        d.slots
+            .insert(format!("loading{i}"), driver::Slot::loading(true));
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let read = control::ControlRead::new(
+        "p".into(),
+        Control::Stop,
+        reply,
+        Ok(Some((paused_record("p"), true))),
+    );
+    d.control_read(read);
+    match answer.await.unwrap() {
+        Err(ControlError::Busy(why)) => assert!(why.contains("CONTROL_LOADS_MAX"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!d.slots.contains_key("p"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn commands_for_a_run_with_a_full_event_queue_are_refused() {
+    let (mut d, _dir) = idle_driver().await;
+    let mut slot = driver::Slot::loading(false);
+    slot.busy = true;
+    for _ in 0..limits::RUN_EVENTS_QUEUED_MAX {
+        slot.events.push_back(crate::engine::Event::Continue);
+    }
+    d.slots.insert("r".into(), slot);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    d.command(Command::Control {
+        id: "r".into(),
+        action: Control::Stop,
+        reply,
+    });
+    match answer.await.unwrap() {
+        Err(ControlError::Busy(why)) => assert!(why.contains("RUN_EVENTS_QUEUED_MAX"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.slots["r"].events.len(), limits::RUN_EVENTS_QUEUED_MAX);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_driver_stops_taking_commands_when_its_work_in_flight_is_full() {
+    let (mut d, _dir) = idle_driver().await;
+    assert!(d.has_room());
+    let cap = d.shared.config.runs_active_max
+        + limits::CONTROL_LOADS_MAX
+        + limits::PRIORITY_LEVELS
+        + limits::DRIVER_EXTRA_INFLIGHT_MAX;
+    for _ in 0..cap {
+        d.inflight.push(Box::pin(std::future::pending()));
+    }
+    assert!(!d.has_room());
+}
+
+#[tokio::test(start_paused = true)]
+async fn definition_saves_past_their_bound_wait() {
+    let e = env(Config::default()).await;
+    let held = e
+        .sched
+        .shared
+        .saves
+        .acquire_many(limits::DEFINITION_SAVES_MAX as u32)
+        .await;
+    let raw = load::load_value(
+        json!({"id": "w", "label": "w", "detail": {"rootBlock": {"id": -1, "name": "-1",
+            "blockType": "RootBp", "children": {"default": []}}}}),
+        "w",
+    )
+    .remove(0)
+    .unwrap();
+    let save = e.sched.save_definition(raw);
+    tokio::pin!(save);
+    let waited = tokio::time::timeout(Duration::from_secs(5), &mut save).await;
+    assert!(
+        waited.is_err(),
+        "the save waits while DEFINITION_SAVES_MAX saves are in flight"
+    );
+    drop(held);
+    save.await.unwrap();
+}
