@@ -788,7 +788,7 @@ async fn commands_for_a_run_with_a_full_event_queue_are_refused() {
 
 #[tokio::test(start_paused = true)]
 async fn the_driver_stops_taking_commands_when_its_work_in_flight_is_full() {
-    let (mut d, _dir) = idle_driver().await;
+    let (d, _dir) = idle_driver().await;
     assert!(d.has_room());
     let cap = d.shared.config.runs_active_max
         + limits::CONTROL_LOADS_MAX
