@@ -268,9 +268,14 @@ pub const PERIODIC_DEFINITIONS_MAX: usize = 256;
 /// not the records, is what recovery uses).
 pub const BLOCK_RECORDS_PER_RUN_MAX: usize = 10_000;
 
-/// Wait before a run whose checkpoint could not be written is loaded again from its last good
-/// checkpoint.
+/// Wait before a run whose step could not be written is loaded again from its last good
+/// checkpoint; doubled after each further failure of the same run.
 pub const STORE_RETRY_MS: u64 = 2_000;
+
+/// Failed step writes in a row after which a run is ended as failed (1004) with the store's
+/// error as reason, instead of being retried forever (with `STORE_RETRY_MS` doubling, about two
+/// minutes of retries).
+pub const STORE_RETRIES_MAX: u32 = 6;
 
 /// Tokio tasks the tracker (`src/tasks.rs`) runs at once. A spawn past it is refused with an
 /// error naming the limit.

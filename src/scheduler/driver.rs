@@ -11,7 +11,8 @@ use super::{Command, RunEvent, RunEventKind, Shared};
 use crate::engine::{self, Effect, EffectKind, Event, Outcome, Record, RunState};
 use crate::flow::model::Flow;
 use crate::limits::{
-    CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS,
+    CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
+    STORE_RETRIES_MAX, STORE_RETRY_MS,
 };
 use crate::store::{QueuedRef, StoreError, TaskRecord, TaskStatus};
 use crate::value::Map;
@@ -41,6 +42,11 @@ pub(super) enum Completion {
     Done,
     /// As `Done`, and these ready levels must be read again from the store.
     Rescan(Vec<i64>),
+    /// Marking a run that cannot be written as failed did not work either.
+    Unwritable {
+        run: String,
+        error: StoreError,
+    },
     /// A periodic definition's tick ended.
     Ticked {
         def_id: String,
@@ -109,6 +115,8 @@ pub(super) struct Driver {
     commands: mpsc::Receiver<Command>,
     /// Runs to load again after a failed commit, with the time to do it.
     reloads: VecDeque<(String, i64)>,
+    /// Failed step writes in a row per run (an entry exists only while a run is failing).
+    failures: HashMap<String, u32>,
     pub shutting_down: Option<tokio::sync::oneshot::Sender<()>>,
     pub periodic: Vec<super::periodic::Periodic>,
 }
@@ -157,6 +165,7 @@ impl Driver {
             inflight: FuturesUnordered::new(),
             commands,
             reloads: VecDeque::new(),
+            failures: HashMap::new(),
             shutting_down: None,
             periodic,
             shared,
@@ -290,6 +299,7 @@ impl Driver {
                 }
             },
             Completion::Ticked { def_id, tick } => self.ticked(&def_id, tick),
+            Completion::Unwritable { run, error } => self.commit_failed(run, error),
             Completion::Done => {}
             Completion::Rescan(levels) => {
                 for level in levels {
@@ -414,6 +424,7 @@ impl Driver {
         if let Err(e) = result {
             return self.commit_failed(id, e);
         }
+        self.failures.remove(&id);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -456,19 +467,57 @@ impl Driver {
     }
 
     /// A step's write failed: forget the in-memory state and load the run again from its last
-    /// good checkpoint after `STORE_RETRY_MS` (the step's waits were never started).
+    /// good checkpoint after `STORE_RETRY_MS` (doubling; the step's waits were never started).
+    /// After `STORE_RETRIES_MAX` failures in a row the run is ended as failed instead.
     fn commit_failed(&mut self, id: String, e: StoreError) {
-        log::error!("run {id}: step not written ({e}); reloading from its last checkpoint");
         self.shared.gauges.commit_failures.fetch_add(1, Relaxed);
         self.timers.cancel_run(&id);
         if let Some(slot) = self.slots.remove(&id) {
-            super::control::answer_all(
-                slot.waiters,
-                Err(super::ControlError::Store(e.to_string())),
-            );
+            let answer = Err(super::ControlError::Store(e.to_string()));
+            super::control::answer_all(slot.waiters, answer);
         }
-        let due = self.shared.clock.now_ms() + STORE_RETRY_MS as i64;
-        self.reloads.push_back((id, due));
+        let attempt = self.failures.get(&id).copied().unwrap_or(0) + 1;
+        if attempt > STORE_RETRIES_MAX {
+            log::error!("run {id}: step not written {attempt} times ({e}); ending it as failed");
+            self.failures.remove(&id);
+            return self.fail_unwritable(id, e);
+        }
+        log::error!("run {id}: step not written ({e}); reloading from its last checkpoint");
+        self.failures.insert(id.clone(), attempt);
+        let delay = STORE_RETRY_MS.saturating_mul(1 << (attempt - 1).min(16)) as i64;
+        self.reloads
+            .push_back((id, self.shared.clock.now_ms() + delay));
+    }
+
+    /// Ends a run whose steps the store keeps refusing: status failed (1004), reason naming the
+    /// error. If even that write fails, the run is retried later like any failed write.
+    fn fail_unwritable(&mut self, id: String, e: StoreError) {
+        let store = self.shared.store.clone();
+        let now = self.shared.clock.now_ms();
+        let reason =
+            format!("[RootBp]the store refused this run's steps {STORE_RETRIES_MAX} times: {e}");
+        let events = self.shared.events.clone();
+        self.inflight.push(Box::pin(async move {
+            let (id2, reason2) = (id.clone(), reason.clone());
+            let code = crate::engine::code::FAILED;
+            let result = store
+                .write(move |tx| {
+                    tx.set_task_status(&id2, TaskStatus::Failed, code, Some(&reason2), now)
+                })
+                .await;
+            match result {
+                Ok(_) => {
+                    let kind = RunEventKind::Status {
+                        status: TaskStatus::Failed,
+                        code,
+                        reason: Some(reason),
+                    };
+                    let _ = events.send(RunEvent { run: id, kind });
+                    Completion::Done
+                }
+                Err(e) => Completion::Unwritable { run: id, error: e },
+            }
+        }));
     }
 
     /// Drops a settled run from memory (its checkpoint or final status is in the store).

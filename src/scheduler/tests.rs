@@ -826,3 +826,40 @@ async fn definition_saves_past_their_bound_wait() {
     drop(held);
     save.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_step_write_is_retried_from_the_last_checkpoint() {
+    let e = env(Config::default()).await;
+    e.define("d", delay_flow(), json!({})).await;
+    let id = e.submit("d", 1).await;
+    settle().await; // the first step (print, start the delay) is committed
+    e.sched.store().inject_write_failures(2);
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished);
+    assert_eq!(e.sched.stats().commit_failures, 2);
+    assert_eq!(
+        e.logs(&id).await,
+        vec![
+            r#"[PrintBp][b1]result: "start""#,
+            r#"[PrintBp][b3]result: "end""#
+        ],
+        "nothing ran twice and nothing was lost"
+    );
+    let ends = e.blocks(&id).await;
+    assert_eq!(ends.len(), 4, "{ends:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_the_store_keeps_refusing_ends_as_failed() {
+    let e = env(Config::default()).await;
+    e.define("d", delay_flow(), json!({})).await;
+    let id = e.submit("d", 1).await;
+    settle().await;
+    e.sched
+        .store()
+        .inject_write_failures(limits::STORE_RETRIES_MAX as usize + 1);
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Failed);
+    assert_eq!(rec.code, 1004);
+    assert!(rec.ended_reason.unwrap().contains("store refused"));
+}

@@ -125,6 +125,9 @@ struct Inner {
     read_pool_size: u32,
     counters: Arc<Counters>,
     closed: AtomicBool,
+    /// Test hook: this many next `write` calls fail without touching the database.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
@@ -176,6 +179,8 @@ impl Store {
                 read_pool_size: pool_size,
                 counters,
                 closed: AtomicBool::new(false),
+                #[cfg(test)]
+                fail_writes: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -187,6 +192,10 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R> + Send + 'static,
     {
+        #[cfg(test)]
+        if self.take_injected_failure() {
+            return Err(StoreError::Io("injected write failure".into()));
+        }
         if self.inner.mode == WriterMode::Inline {
             return self.write_inline(f);
         }
@@ -266,6 +275,20 @@ impl Store {
     /// `read` on the calling thread (waits up to `READ_CONNECTION_WAIT_MS` for a connection).
     pub fn read_blocking<R>(&self, f: impl FnOnce(&Rx<'_>) -> Result<R>) -> Result<R> {
         self.inner.read_now(f)
+    }
+
+    /// Test hook: the next `n` calls of [`Store::write`] fail with an I/O error.
+    #[cfg(test)]
+    pub(crate) fn inject_write_failures(&self, n: usize) {
+        self.inner.fail_writes.store(n, Relaxed);
+    }
+
+    #[cfg(test)]
+    fn take_injected_failure(&self) -> bool {
+        self.inner
+            .fail_writes
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// A snapshot of the store's counters.
