@@ -6,6 +6,8 @@
 //! explicit frame stack capped at `BLOCK_DEPTH_MAX + 1`. No recursion over user trees.
 
 mod cx;
+#[cfg(test)]
+mod sim_regressions;
 mod state;
 mod step;
 #[cfg(test)]
