@@ -7,7 +7,11 @@
 
 mod cx;
 #[cfg(test)]
+mod sim_gen;
+#[cfg(test)]
 mod sim_regressions;
+#[cfg(test)]
+mod sim_tests;
 mod state;
 mod step;
 #[cfg(test)]
