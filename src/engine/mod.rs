@@ -6,6 +6,12 @@
 //! explicit frame stack capped at `BLOCK_DEPTH_MAX + 1`. No recursion over user trees.
 
 mod cx;
+#[cfg(test)]
+mod sim_gen;
+#[cfg(test)]
+mod sim_regressions;
+#[cfg(test)]
+mod sim_tests;
 mod state;
 mod step;
 #[cfg(test)]

@@ -29,6 +29,12 @@ pub fn step(flow: &Flow, run: &mut RunState, event: Event, host: &mut dyn Host) 
     engine.handle(event);
     engine.run_fibers();
     let outcome = engine.outcome();
+    let StepOutput {
+        effects, cancelled, ..
+    } = &mut engine.out;
+    // A wait issued and cancelled in the same step (a staggered copy whose parallel block failed
+    // at once) must not be started: the scheduler starts effects after applying cancellations.
+    effects.retain(|e| !cancelled.contains(&e.token));
     engine.out.outcome = Some(outcome);
     engine.out
 }
@@ -460,7 +466,9 @@ impl Engine<'_> {
         let pos = self.pos(fid);
         let depth = self.run.fibers[pos].frames.len() as u32 - 1;
         let block = self.run.fibers[pos].frames[depth as usize].block;
-        let parent_key = self.run.fibers[pos].key.clone();
+        // The iteration path of the forking block, loop indices included: a parallel block in a
+        // loop forks branches whose records must differ from one round to the next.
+        let parent_key = self.iteration_key(fid);
         let (branch, copies, per_child, stagger_ms) = match fork {
             Fork::EachChild(branch) => {
                 let n = self.flow.block(block).branch(branch).len() as u32;
@@ -675,6 +683,19 @@ impl Engine<'_> {
     }
 
     fn raise_failure(&mut self, fid: u32, raised: Raised) {
+        if !self.run.exec_ok {
+            // The run is already ending (stop, manual end, return, failure): an error now is no
+            // outcome of its own and is not caught (spec §3.2 Stop row, §3.3 TryCatchBp 5). A
+            // `TryCatchBp` re-raising after its `catch` was cut short by a stop gets here.
+            let status = match self.run.run_status {
+                code::FAILED => block_code::END_ERROR,
+                code::MANUAL_END => block_code::END,
+                _ => block_code::STOP,
+            };
+            let pos = self.pos(fid);
+            self.run.fibers[pos].state = FiberState::Ready;
+            return self.finish_block(fid, status, raised.reason);
+        }
         if let Some((cfid, cdepth)) = self.find_catcher(fid) {
             self.unwind_to(fid, cfid, cdepth, &raised.reason);
             let result = self.call(cfid, Hook::Caught(raised));
