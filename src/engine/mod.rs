@@ -6,6 +6,7 @@
 //! explicit frame stack capped at `BLOCK_DEPTH_MAX + 1`. No recursion over user trees.
 
 mod cx;
+mod fork;
 #[cfg(test)]
 mod sim_gen;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod state;
 mod step;
 #[cfg(test)]
 mod tests;
+mod unwind;
 
 pub use cx::Cx;
 pub use state::{Fiber, FiberState, Frame, Mode, RunState};

@@ -4,18 +4,18 @@
 
 use super::control::Waiter;
 use super::host::{Cache, RunHost};
-use super::persist::{status_for, StatusChange, StepWrite};
+use super::loader::{load, new_state, Loaded};
+use super::persist::{run_events, status_for, StatusChange, StepWrite};
 use super::ready::Ready;
 use super::timers::{TimerKey, Timers};
 use super::{Command, RunEvent, RunEventKind, Shared};
-use crate::engine::{self, Effect, EffectKind, Event, Outcome, Record, RunState};
+use crate::engine::{self, Effect, EffectKind, Event, Outcome, RunState};
 use crate::flow::model::Flow;
 use crate::limits::{
     CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
     STORE_RETRIES_MAX, STORE_RETRY_MS,
 };
-use crate::store::{QueuedRef, StoreError, TaskRecord, TaskStatus};
-use crate::value::Map;
+use crate::store::{QueuedRef, StoreError, TaskStatus};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -64,13 +64,6 @@ pub(super) struct Commit {
     outcome: Outcome,
     status: Option<StatusChange>,
     events: Vec<RunEvent>,
-}
-
-/// A run read from the store, ready to be stepped.
-pub(super) struct Loaded {
-    pub record: TaskRecord,
-    pub flow: Arc<Flow>,
-    pub checkpoint: Option<RunState>,
 }
 
 /// A run the driver holds (loading or loaded).
@@ -559,109 +552,4 @@ async fn sleep_opt(until: Option<tokio::time::Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
-}
-
-/// Reads everything needed to step run `id`.
-async fn load(shared: &Shared, id: &str) -> Result<Box<Loaded>, String> {
-    let id2 = id.to_string();
-    let (record, checkpoint, def) = shared
-        .store
-        .read(move |rx| {
-            let Some(record) = rx.task(&id2)? else {
-                return Err(StoreError::NotFound(id2.clone()));
-            };
-            let checkpoint = rx.checkpoint(&id2)?;
-            let def = rx.definition_version(&record.def_id, record.def_version)?;
-            Ok((record, checkpoint, def))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let def = def.ok_or_else(|| {
-        format!(
-            "definition {} version {} is missing",
-            record.def_id, record.def_version
-        )
-    })?;
-    let flow = shared.flows.get_or_compile(&def)?;
-    let checkpoint = match checkpoint {
-        Some(text) => Some(
-            serde_json::from_str::<RunState>(&text)
-                .map_err(|e| format!("checkpoint does not parse: {e}"))?,
-        ),
-        None => None,
-    };
-    Ok(Box::new(Loaded {
-        record,
-        flow,
-        checkpoint,
-    }))
-}
-
-/// The initial state of a run that has not started.
-fn new_state(flow: &Flow, record: &TaskRecord) -> RunState {
-    let stored: serde_json::Value =
-        serde_json::from_str(&record.input_params).unwrap_or(serde_json::Value::Null);
-    let inputs = crate::flow::inputs::from_stored(&flow.inputs, &stored);
-    let mut task = Map::new();
-    task.insert("id".into(), record.def_id.clone().into());
-    task.insert("defLabel".into(), record.def_label.clone().into());
-    task.insert(
-        "createdOn".into(),
-        super::host::local_time(record.created_ms).into(),
-    );
-    task.insert("status".into(), crate::engine::code::RUNNING.into());
-    task.insert("taskRecordId".into(), record.id.clone().into());
-    task.insert("priority".into(), record.priority.into());
-    RunState::new(record.id.clone(), record.periodic, inputs.values, task)
-}
-
-/// The events a committed step publishes.
-fn run_events(
-    id: &str,
-    flow: &Flow,
-    records: &[Record],
-    status: Option<&StatusChange>,
-) -> Vec<RunEvent> {
-    let mut out = Vec::new();
-    let ev = |kind| RunEvent {
-        run: id.to_string(),
-        kind,
-    };
-    for r in records {
-        match r {
-            Record::BlockStarted { block, .. } => {
-                let b = flow.block(*block);
-                out.push(ev(RunEventKind::BlockStarted {
-                    name: b.name.clone(),
-                    block_type: b.block_type.clone(),
-                }));
-            }
-            Record::BlockEnded {
-                block,
-                status,
-                reason,
-                ..
-            } => {
-                let b = flow.block(*block);
-                out.push(ev(RunEventKind::BlockEnded {
-                    name: b.name.clone(),
-                    block_type: b.block_type.clone(),
-                    status: *status,
-                    reason: reason.clone(),
-                }));
-            }
-            Record::Log { message, .. } => out.push(ev(RunEventKind::Log {
-                message: message.clone(),
-            })),
-            _ => {}
-        }
-    }
-    if let Some(change) = status {
-        out.push(ev(RunEventKind::Status {
-            status: change.status,
-            code: change.code,
-            reason: change.reason.clone(),
-        }));
-    }
-    out
 }

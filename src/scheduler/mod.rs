@@ -10,6 +10,7 @@ mod control;
 mod driver;
 mod flows;
 mod host;
+mod loader;
 mod periodic;
 mod persist;
 mod ready;

@@ -2,6 +2,7 @@
 //! the status change and the checkpoint, all in the same transaction (design §4: the checkpoint
 //! is written with the block records it covers).
 
+use super::{RunEvent, RunEventKind};
 use crate::engine::{code, Ended, Outcome, Record, RunState, StepOutput};
 use crate::flow::model::Flow;
 use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
@@ -253,4 +254,55 @@ impl StepWrite {
         }
         Ok(())
     }
+}
+
+/// The events a committed step publishes.
+pub(super) fn run_events(
+    id: &str,
+    flow: &Flow,
+    records: &[Record],
+    status: Option<&StatusChange>,
+) -> Vec<RunEvent> {
+    let mut out = Vec::new();
+    let ev = |kind| RunEvent {
+        run: id.to_string(),
+        kind,
+    };
+    for r in records {
+        match r {
+            Record::BlockStarted { block, .. } => {
+                let b = flow.block(*block);
+                out.push(ev(RunEventKind::BlockStarted {
+                    name: b.name.clone(),
+                    block_type: b.block_type.clone(),
+                }));
+            }
+            Record::BlockEnded {
+                block,
+                status,
+                reason,
+                ..
+            } => {
+                let b = flow.block(*block);
+                out.push(ev(RunEventKind::BlockEnded {
+                    name: b.name.clone(),
+                    block_type: b.block_type.clone(),
+                    status: *status,
+                    reason: reason.clone(),
+                }));
+            }
+            Record::Log { message, .. } => out.push(ev(RunEventKind::Log {
+                message: message.clone(),
+            })),
+            _ => {}
+        }
+    }
+    if let Some(change) = status {
+        out.push(ev(RunEventKind::Status {
+            status: change.status,
+            code: change.code,
+            reason: change.reason.clone(),
+        }));
+    }
+    out
 }
