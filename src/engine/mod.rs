@@ -17,6 +17,8 @@ mod state;
 mod step;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 mod unwind;
 
 pub use cx::Cx;

@@ -16,6 +16,8 @@ mod persist;
 mod ready;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 mod timers;
 
 pub use admission::{SubmitError, SubmitRequest, Submitted};
