@@ -150,21 +150,7 @@ mod tests {
         let body = serde_json::json!({"id": format!("d{i}"), "label": format!("d{i}"),
             "detail": {"rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp",
                 "children": {"default": []}}}});
-        DefinitionRecord {
-            id: format!("d{i}"),
-            label: format!("d{i}"),
-            version: 1,
-            body: body.to_string(),
-            periodic: false,
-            if_enable: false,
-            period_ms: 0,
-            delay_ms: 0,
-            release_sites: false,
-            release_always: false,
-            deleted: false,
-            created_ms: 0,
-            updated_ms: 0,
-        }
+        DefinitionRecord::for_test(&format!("d{i}"), body.to_string())
     }
 
     #[test]

@@ -126,21 +126,12 @@ mod tests {
     use super::*;
 
     fn def(i: usize, enabled: bool) -> DefinitionRecord {
-        DefinitionRecord {
-            id: format!("p{i}"),
-            label: format!("p{i}"),
-            version: 1,
-            body: String::new(),
-            periodic: true,
-            if_enable: enabled,
-            period_ms: 10,
-            delay_ms: 500,
-            release_sites: false,
-            release_always: false,
-            deleted: false,
-            created_ms: 0,
-            updated_ms: 0,
-        }
+        let mut d = DefinitionRecord::for_test(&format!("p{i}"), String::new());
+        d.periodic = true;
+        d.if_enable = enabled;
+        d.period_ms = 10;
+        d.delay_ms = 500;
+        d
     }
 
     #[test]

@@ -45,6 +45,28 @@ pub struct DefinitionRecord {
     pub updated_ms: i64,
 }
 
+#[cfg(test)]
+impl DefinitionRecord {
+    /// A live, non-periodic version 1 with `body`, for tests elsewhere in the crate.
+    pub(crate) fn for_test(id: &str, body: String) -> DefinitionRecord {
+        DefinitionRecord {
+            id: id.to_string(),
+            label: id.to_string(),
+            version: 1,
+            body,
+            periodic: false,
+            if_enable: false,
+            period_ms: 0,
+            delay_ms: 0,
+            release_sites: false,
+            release_always: false,
+            deleted: false,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+}
+
 /// Status of a task record, stored as its lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskStatus {
