@@ -3,8 +3,8 @@
 //! [`KindSpec`] entry.
 
 use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T, TRY_PHASE};
-use crate::engine::{Action, Cx, Fork, LogLevel, Raise, Raised, Wait};
-use crate::flow::model::Branch;
+use crate::engine::{Action, Cx, Fork, Frame, LogLevel, Raise, Raised, Wait};
+use crate::flow::model::{Block, Branch};
 use crate::limits::{PARALLEL_REPEAT_MAX, REPEAT_NUM_MAX};
 use crate::value::{self, Map, Value};
 
@@ -520,7 +520,7 @@ impl TryCatch {
         if frame.limit & SWALLOW != 0 {
             return Ok(Action::Done);
         }
-        let raised: Raised = serde_json::from_value(frame.data.clone())
+        let raised: Raised = serde_json::from_value(frame.data["raised"].clone())
             .map_err(|e| Raise::Failure(format!("lost the caught error: {e}")))?;
         Err(Raise::Again(raised))
     }
@@ -548,6 +548,23 @@ impl Behaviour for TryCatch {
         true
     }
 
+    /// A re-raised failure parks the run: retry resumes the `try` branch at the child that
+    /// failed, so the `try` blocks that had finished do not run again.
+    fn rewind_on_interrupt(&self, frame: &mut Frame, flow_block: &Block) -> bool {
+        if frame.phase != CATCH_PHASE {
+            return false;
+        }
+        let Some(resume) = frame.data["resume"].as_u64() else {
+            return false;
+        };
+        frame.phase = TRY_PHASE;
+        frame.branch = Branch::Try as u8;
+        frame.child = resume as u32;
+        frame.end = flow_block.branch(Branch::Try).len() as u32;
+        frame.data = Value::Null;
+        true
+    }
+
     fn on_caught(&self, cx: &mut Cx<'_>, raised: Raise) -> Result<Action, Raise> {
         let Raise::Again(raised) = raised else {
             return Err(raised);
@@ -556,7 +573,15 @@ impl Behaviour for TryCatch {
         cx.log(LogLevel::Error, format!("caught: {}", raised.reason));
         let frame = cx.frame();
         frame.phase = CATCH_PHASE;
-        frame.data = serde_json::to_value(&raised).unwrap_or(Value::Null);
+        // `child` still points at the `try` child the failure came from (the engine unwound
+        // it without moving on): kept so a retry after a re-raise resumes there.
+        let mut data = crate::value::Map::new();
+        data.insert(
+            "raised".into(),
+            serde_json::to_value(&raised).unwrap_or(Value::Null),
+        );
+        data.insert("resume".into(), Value::from(frame.child));
+        frame.data = Value::Object(data);
         if frame.limit & IGNORE_ABORT != 0 {
             return Self::after_catch(cx);
         }

@@ -7,8 +7,8 @@ mod control;
 mod data;
 mod later;
 
-use crate::engine::{Action, Cx, Raise};
-use crate::flow::model::Branch;
+use crate::engine::{Action, Cx, Frame, Raise};
+use crate::flow::model::{Block, Branch};
 
 /// How a parameter's value is converted (spec §2.2); used by the compile step to check `Simple`
 /// values and by blocks to read them.
@@ -117,6 +117,13 @@ pub trait Behaviour: Sync + std::fmt::Debug {
 
     /// Whether failures below end at this block (`TryCatchBp`).
     fn catches_failures(&self) -> bool {
+        false
+    }
+
+    /// This block raised a failure that parks the run (1006). Return true after rewinding
+    /// `frame` so that retry resumes inside the block; false lets the engine drop the frame, so
+    /// retry runs the block again from its start.
+    fn rewind_on_interrupt(&self, _frame: &mut Frame, _block: &Block) -> bool {
         false
     }
 

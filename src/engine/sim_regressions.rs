@@ -95,14 +95,11 @@ fn prints_after_one_retry(children: serde_json::Value) -> Vec<String> {
     h.prints()
 }
 
-/// Seed 45 (before the exemption in `forget_failed_subtree`): a `TryCatchBp` that catches a
-/// block failure, runs `catch` and re-raises (swallowError false) becomes the failed block, and
-/// retry runs it from the start: the `try` blocks that had finished run again (spec §4.7:
-/// completed blocks MUST NOT be re-run). What retry should resume instead (the failed block
-/// inside `try`? after `catch`?) is a design decision, so this is left failing.
+/// Seed 45: a `TryCatchBp` that catches a block failure, runs `catch` and re-raises
+/// (swallowError false) parks the run; retry used to run it from its start, so the `try` blocks
+/// that had finished ran again (spec §4.7). Retry now resumes `try` at the child that failed.
 #[test]
-#[ignore = "known issue: retry re-runs a re-raising TryCatchBp from its start"]
-fn retry_after_a_rethrowing_try_catch_reruns_finished_blocks() {
+fn retry_after_a_rethrowing_try_catch_does_not_rerun_finished_blocks() {
     let prints = prints_after_one_retry(json!([b(
         1,
         "TryCatchBp",

@@ -81,6 +81,9 @@ impl Engine<'_> {
             return self.apply(cfid, result);
         }
         if raised.class == Class::Failure && !self.run.periodic {
+            if self.rewind_raiser(fid) {
+                return self.park(fid, raised.reason);
+            }
             // BlockFailure: the run waits for an operator (1006); the failed block runs again
             // on retry, so its frame is dropped without moving the parent on.
             let frame = self.end_frame(fid, block_code::END_ERROR, raised.reason.clone());
@@ -101,6 +104,40 @@ impl Engine<'_> {
         self.run.fibers[pos].state = FiberState::Ready;
         self.finish_block(fid, block_code::END_ERROR, raised.reason);
         self.abort_waits(block_code::END_ERROR, "run failed");
+    }
+
+    /// Lets the raising block rewind its own frame instead of being dropped (see
+    /// `Behaviour::rewind_on_interrupt`).
+    fn rewind_raiser(&mut self, fid: u32) -> bool {
+        let pos = self.pos(fid);
+        let frame = self.run.fibers[pos]
+            .frames
+            .last_mut()
+            .expect("raiser frame");
+        let block = self.flow.block(frame.block);
+        let behaviour = block.kind.behaviour.expect("runnable");
+        if frame.is_base() || !behaviour.rewind_on_interrupt(frame, block) {
+            return false;
+        }
+        frame.mode = Mode::Serial;
+        true
+    }
+
+    /// Parks the run as interrupted with the raiser's frame kept open (its record says so).
+    fn park(&mut self, fid: u32, reason: String) {
+        let pos = self.pos(fid);
+        let seq = self.run.fibers[pos]
+            .frames
+            .last()
+            .expect("raiser frame")
+            .seq;
+        self.out.records.push(Record::BlockStatus {
+            seq,
+            status: block_code::INTERRUPT,
+            reason: format!("blockInterrupt:{reason}"),
+        });
+        self.run.fibers[pos].state = FiberState::Ready;
+        self.run.interrupted = Some(reason);
     }
 
     /// The nearest `TryCatchBp` frame above the raiser (excluded), crossing fork points.
