@@ -113,10 +113,11 @@ impl Engine<'_> {
             return;
         };
         let mut fiber = self.run.fibers.remove(pos);
-        while let Some(frame) = fiber.frames.pop() {
+        while let Some(mut frame) = fiber.frames.pop() {
             if let Some((token, _)) = frame.wait {
                 self.out.cancelled.push(token);
             }
+            self.close_stash(&mut frame);
             if !frame.is_base() {
                 self.out.records.push(Record::BlockEnded {
                     seq: frame.seq,

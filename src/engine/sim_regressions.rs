@@ -136,3 +136,59 @@ fn retry_after_a_break_in_a_parallel_branch_reruns_finished_blocks() {
         "a finished block ran again on retry"
     );
 }
+
+/// Seed 118: the failure came from inside a container in `try` (a `SerialFlowBp`); retry after
+/// the re-raise resumes at the failed block inside it, so its finished blocks do not run again.
+#[test]
+fn retry_after_a_rethrow_from_a_nested_container_resumes_at_the_failed_block() {
+    let prints = prints_after_one_retry(json!([b(
+        1,
+        "TryCatchBp",
+        json!({"swallowError": simple("false"), "ignoreAbort": simple("true")}),
+        json!({
+        "try": [b(2, "SerialFlowBp", json!({}), json!({"default": [
+            b(3, "PrintBp", json!({"message": simple("once")}), json!({})),
+            b(4, "StringToJsonArrayBp", json!({"convertString": simple("{}")}), json!({}))]}))],
+        "catch": []})
+    )]));
+    assert_eq!(
+        prints,
+        vec![r#""once""#],
+        "a finished block ran again on retry"
+    );
+}
+
+/// Seed 494 (its same-fiber part): a re-raise passing through a nested `TryCatchBp` keeps both
+/// open, so retry resumes at the failed block and nothing that finished runs again.
+#[test]
+fn retry_after_a_rethrow_through_nested_try_catches_resumes_at_the_failed_block() {
+    let inner = b(
+        3,
+        "TryCatchBp",
+        json!({"swallowError": simple("false")}),
+        json!({"try": [b(4, "SerialFlowBp", json!({}), json!({"default": [
+            b(5, "PrintBp", json!({"message": simple("inner")}), json!({})),
+            b(6, "StringToJsonArrayBp", json!({"convertString": simple("{}")}), json!({}))]}))],
+            "catch": [b(7, "PrintBp", json!({"message": simple("inner catch")}), json!({}))]}),
+    );
+    let prints = prints_after_one_retry(json!([b(
+        1,
+        "TryCatchBp",
+        json!({"swallowError": simple("false")}),
+        json!({"try": [b(2, "PrintBp", json!({"message": simple("outer")}), json!({})), inner],
+            "catch": [b(8, "PrintBp", json!({"message": simple("outer catch")}), json!({}))]})
+    )]));
+    // First run: outer, inner, inner catch, outer catch. Retry: the failed block fails again and
+    // both catches run again — but "outer" and "inner" do not print again.
+    assert_eq!(
+        prints,
+        vec![
+            r#""outer""#,
+            r#""inner""#,
+            r#""inner catch""#,
+            r#""outer catch""#,
+            r#""inner catch""#,
+            r#""outer catch""#
+        ]
+    );
+}

@@ -215,13 +215,14 @@ impl<'f> Sim<'f> {
         }
     }
 
-    /// KNOWN ISSUE, not a pass: when the failed block is a container, retry re-runs part of it.
-    /// A parallel block failed by a `BreakBp` in a branch runs again from its start (ignored
-    /// test `sim_regressions::retry_after_a_break_in_a_parallel_branch_reruns_finished_blocks`);
-    /// a re-raising `TryCatchBp` resumes `try` at the child the failure came from, so when that
-    /// child is itself a container (a `SerialFlowBp` in `try`, seed 118) its finished blocks
-    /// run again. Only that container's subtree is exempt here; every other re-run still fails
-    /// the simulation.
+    /// KNOWN ISSUE, not a pass: retry can re-run finished blocks under the block that parked the
+    /// run when the failure crossed a fork — a parallel block failed by a `BreakBp` in a branch
+    /// runs again from its start (ignored test
+    /// `sim_regressions::retry_after_a_break_in_a_parallel_branch_reruns_finished_blocks`), and
+    /// a re-raising `TryCatchBp` whose failure came from a parallel branch resumes at the
+    /// parallel block (seed 494). Failures within one fiber resume at the failed block (tests
+    /// in `sim_regressions`). Only the parked block's subtree is exempt here; every other
+    /// re-run still fails the simulation.
     fn forget_failed_subtree(&mut self) {
         if let Some(failed) = self.checker.interrupted.take() {
             let flow = self.flow;

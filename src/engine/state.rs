@@ -40,6 +40,11 @@ pub struct Frame {
     /// restart.
     pub wait: Option<(u64, EffectKind)>,
     pub pending: u32,
+    /// Frames a `TryCatchBp` took off the stack when it caught a failure, still open: put back
+    /// if a retry resumes inside `try`, ended (1004) when the `TryCatchBp` ends. At most
+    /// `BLOCK_DEPTH_MAX` frames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stash: Vec<Frame>,
 }
 
 impl Frame {
@@ -58,6 +63,7 @@ impl Frame {
             data: Value::Null,
             wait: None,
             pending: 0,
+            stash: Vec::new(),
         }
     }
 

@@ -404,9 +404,10 @@ impl Engine<'_> {
     /// run's status (spec §4.9).
     pub(super) fn end_frame(&mut self, fid: u32, status: i32, reason: String) -> Frame {
         let pos = self.pos(fid);
-        let frame = self.run.fibers[pos].frames.pop().expect("frame to end");
+        let mut frame = self.run.fibers[pos].frames.pop().expect("frame to end");
         let depth = self.run.fibers[pos].frames.len() as u32;
         self.cancel_forks(fid, depth);
+        self.close_stash(&mut frame);
         if frame.is_base() {
             return frame;
         }
@@ -433,6 +434,19 @@ impl Engine<'_> {
             outputs,
         });
         frame
+    }
+
+    /// Ends the frames a `TryCatchBp` stashed when it caught a failure (they failed below it).
+    pub(super) fn close_stash(&mut self, frame: &mut Frame) {
+        for stashed in std::mem::take(&mut frame.stash).into_iter().rev() {
+            self.out.records.push(Record::BlockEnded {
+                seq: stashed.seq,
+                block: stashed.block,
+                status: block_code::END_ERROR,
+                reason: "failed below".to_string(),
+                outputs: None,
+            });
+        }
     }
 
     pub(super) fn finish_run(&mut self) {

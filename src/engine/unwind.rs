@@ -81,8 +81,9 @@ impl Engine<'_> {
             return self.apply(cfid, result);
         }
         if raised.class == Class::Failure && !self.run.periodic {
+            let depth = self.run.fibers[self.pos(fid)].frames.len() - 1;
             if self.rewind_raiser(fid) {
-                return self.park(fid, raised.reason);
+                return self.park(fid, depth, raised.reason);
             }
             // BlockFailure: the run waits for an operator (1006); the failed block runs again
             // on retry, so its frame is dropped without moving the parent on.
@@ -120,17 +121,18 @@ impl Engine<'_> {
             return false;
         }
         frame.mode = Mode::Serial;
+        // The frames it stashed when catching go back on the stack, so retry resumes at the
+        // failed block itself.
+        let stash = std::mem::take(&mut frame.stash);
+        self.run.fibers[pos].frames.extend(stash);
         true
     }
 
-    /// Parks the run as interrupted with the raiser's frame kept open (its record says so).
-    fn park(&mut self, fid: u32, reason: String) {
+    /// Parks the run as interrupted with the raiser's frame (at `depth`) kept open (its record
+    /// says so).
+    fn park(&mut self, fid: u32, depth: usize, reason: String) {
         let pos = self.pos(fid);
-        let seq = self.run.fibers[pos]
-            .frames
-            .last()
-            .expect("raiser frame")
-            .seq;
+        let seq = self.run.fibers[pos].frames[depth].seq;
         self.out.records.push(Record::BlockStatus {
             seq,
             status: block_code::INTERRUPT,
@@ -188,22 +190,47 @@ impl Engine<'_> {
             let pos = self.pos(id);
             self.run.fibers.remove(pos);
         }
-        let mut first = fid == cfid;
+        // In the catcher's own fiber the failed block ends 1004; when the failure came from this
+        // fiber, the blocks between it and the catcher stay open in the catcher's stash (a retry
+        // after a re-raise resumes among them); otherwise they end 1004 now.
+        let same_fiber = fid == cfid;
+        let mut first = same_fiber;
+        let mut stash = Vec::new();
         loop {
             let pos = self.pos(cfid);
-            if self.run.fibers[pos].frames.len() as u32 <= cdepth + 1 {
+            let len = self.run.fibers[pos].frames.len() as u32;
+            if len <= cdepth + 1 {
                 break;
+            }
+            if same_fiber && !first {
+                let frame = self.run.fibers[pos]
+                    .frames
+                    .pop()
+                    .expect("frame above the catcher");
+                stash.push(frame);
+                continue;
+            }
+            let raiser_at = len as usize - 1;
+            if first && same_fiber && self.rewind_raiser(fid) {
+                // A `TryCatchBp` re-raising into an outer one stays open too, with the frames it
+                // stashed (now back above it), so a retry resumes at the block that failed.
+                first = false;
+                let frames = &mut self.run.fibers[pos].frames;
+                stash.extend(frames.drain(raiser_at..).rev());
+                continue;
             }
             let why = if first { reason } else { "failed below" };
             first = false;
             self.end_frame(cfid, block_code::END_ERROR, why.to_string());
         }
+        stash.reverse();
         let pos = self.pos(cfid);
         let fiber = &mut self.run.fibers[pos];
         fiber.state = FiberState::Ready;
         let top = fiber.frames.last_mut().expect("catcher frame");
         top.mode = Mode::Serial;
         top.pending = 0;
+        top.stash = stash;
     }
 
     pub(super) fn outcome(&mut self) -> Outcome {
