@@ -215,12 +215,9 @@ impl<'f> Sim<'f> {
         }
     }
 
-    /// KNOWN ISSUE, not a pass: retry can re-run finished blocks under the block that parked the
-    /// run when the failure crossed a fork — a parallel block failed by a `BreakBp` in a branch
-    /// runs again from its start (ignored test
-    /// `sim_regressions::retry_after_a_break_in_a_parallel_branch_reruns_finished_blocks`), and
-    /// a re-raising `TryCatchBp` whose failure came from a parallel branch resumes at the
-    /// parallel block (seed 494). Failures within one fiber resume at the failed block (tests
+    /// KNOWN ISSUE, not a pass: a re-raising `TryCatchBp` whose failure came from a parallel
+    /// branch inside `try` resumes at that parallel block, whose finished branches run again
+    /// (seed 494; ARCHITECTURE.md). Failures within one fiber resume at the failed block (tests
     /// in `sim_regressions`). Only the parked block's subtree is exempt here; every other
     /// re-run still fails the simulation.
     fn forget_failed_subtree(&mut self) {

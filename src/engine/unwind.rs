@@ -33,18 +33,18 @@ impl Engine<'_> {
     }
 
     pub(super) fn raise_break(&mut self, fid: u32) {
+        if self.break_would_leave_its_branch(fid) {
+            // A break cannot leave a parallel branch: it is a block failure (§3.2: it fails the
+            // parallel block), raised from the `BreakBp` itself, so the other branches keep
+            // what they finished and a retry runs only the `BreakBp` again.
+            let message = "BreakBp is not inside a loop of its parallel branch".to_string();
+            return self.raise(fid, Raise::Failure(message));
+        }
         self.end_frame(fid, block_code::END, String::new());
         loop {
             let pos = self.pos(fid);
             let fiber = &self.run.fibers[pos];
             let top = fiber.frames.last().expect("frame below a break");
-            if top.is_base() {
-                // A break cannot leave a parallel branch: it fails the parallel block (§3.2).
-                let (parent, _) = fiber.parent.expect("base frames belong to forked fibers");
-                self.cancel_fiber(fid, block_code::END, "break");
-                let message = "BreakBp outside a loop ended a parallel branch".to_string();
-                return self.raise(parent, Raise::Failure(message));
-            }
             if top.block == 0 {
                 self.run.exec_ok = false;
                 self.run.set_run_status(code::FAILED);
@@ -59,6 +59,22 @@ impl Engine<'_> {
             }
             self.end_frame(fid, block_code::END, "break".to_string());
         }
+    }
+
+    /// Whether a break from the top of `fid` would reach the base of a parallel branch before
+    /// any loop that takes it.
+    fn break_would_leave_its_branch(&self, fid: u32) -> bool {
+        let fiber = &self.run.fibers[self.pos(fid)];
+        let below = &fiber.frames[..fiber.frames.len() - 1];
+        for frame in below.iter().rev() {
+            if frame.is_base() {
+                return true;
+            }
+            if self.behaviour(frame.block).catches_break() {
+                return false;
+            }
+        }
+        false
     }
 
     pub(super) fn raise_failure(&mut self, fid: u32, raised: Raised) {
