@@ -178,6 +178,10 @@ pub const BLOCK_RECORD_ROWS_MAX: usize = 500_000;
 /// time. Worst case on disk: this many × `LOG_LINE_BYTES_MAX`.
 pub const TASK_LOG_ROWS_MAX: usize = 500_000;
 
+/// How long ended runs of periodic definitions are kept (RDS deletes them after 24 h). Older
+/// ones are pruned, with their block records and logs, `PRUNE_BATCH_ROWS` at a time.
+pub const PERIODIC_RECORD_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Rows one pruning pass deletes at most per table, so a pass is one short transaction. A pass
 /// that fills its batch runs again after the next commit until the history is within its caps.
 pub const PRUNE_BATCH_ROWS: usize = 500;

@@ -253,6 +253,8 @@ pub struct HistoryCaps {
     pub task_rows: usize,
     pub block_record_rows: usize,
     pub task_log_rows: usize,
+    /// Ended periodic runs older than this (ms) are pruned whatever the row caps.
+    pub periodic_retention_ms: i64,
 }
 
 impl Default for HistoryCaps {
@@ -262,6 +264,7 @@ impl Default for HistoryCaps {
             task_rows: TASK_HISTORY_ROWS_MAX,
             block_record_rows: BLOCK_RECORD_ROWS_MAX,
             task_log_rows: TASK_LOG_ROWS_MAX,
+            periodic_retention_ms: PERIODIC_RECORD_RETENTION_MS,
         }
     }
 }

@@ -21,14 +21,16 @@ impl Tx<'_> {
         let mut report = PruneReport::default();
         let mut blocks_left = batch;
         let mut logs_left = batch;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let periodic_before = now.saturating_sub(caps.periodic_retention_ms);
+        let budgets = (&mut blocks_left, &mut logs_left);
+        self.prune_tasks(batch, Some(periodic_before), budgets, &mut report)?;
         let excess = (self.terminal_count()? - n64(caps.task_rows)).max(0) as usize;
         if excess > 0 {
-            self.prune_tasks(
-                excess.min(batch),
-                &mut blocks_left,
-                &mut logs_left,
-                &mut report,
-            )?;
+            let budgets = (&mut blocks_left, &mut logs_left);
+            self.prune_tasks(excess.min(batch), None, budgets, &mut report)?;
         }
         let excess = (self.counter("block_record")? - n64(caps.block_record_rows)).max(0);
         let n = self.delete_oldest("block_record", (excess as usize).min(blocks_left))?;
@@ -36,27 +38,42 @@ impl Tx<'_> {
         let excess = (self.counter("task_log")? - n64(caps.task_log_rows)).max(0);
         let m = self.delete_oldest("task_log", (excess as usize).min(logs_left))?;
         report.task_logs += m;
-        report.more = self.terminal_count()? > n64(caps.task_rows)
+        report.more = self.old_periodic_exists(periodic_before)?
+            || self.terminal_count()? > n64(caps.task_rows)
             || self.counter("block_record")? > n64(caps.block_record_rows)
             || self.counter("task_log")? > n64(caps.task_log_rows);
         Ok(report)
     }
 
-    /// Deletes up to `n` of the oldest-ended terminal tasks. Their children go first, within
-    /// the per-table budgets; a task whose children did not all fit stays for the next pass.
+    /// Whether an ended periodic run older than `before` is still stored.
+    fn old_periodic_exists(&self, before: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM task_record WHERE periodic = 1 \
+                 AND ended_ms < ?1 AND status IN ('finished', 'failed', 'stopped'))",
+            )?
+            .query_row([before], |r| r.get(0))?)
+    }
+
+    /// Deletes up to `n` of the oldest-ended terminal tasks — only periodic runs that ended
+    /// before `periodic_before` when it is given. Their children go first, within the per-table
+    /// budgets; a task whose children did not all fit stays for the next pass.
     fn prune_tasks(
         &mut self,
         n: usize,
-        blocks_left: &mut usize,
-        logs_left: &mut usize,
+        periodic_before: Option<i64>,
+        (blocks_left, logs_left): (&mut usize, &mut usize),
         report: &mut PruneReport,
     ) -> Result<()> {
         let ids: Vec<String> = {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id FROM task_record WHERE ended_ms IS NOT NULL \
-                 AND status IN ('finished', 'failed', 'stopped') ORDER BY ended_ms, seq LIMIT ?1",
+                 AND status IN ('finished', 'failed', 'stopped') \
+                 AND (?2 IS NULL OR (periodic = 1 AND ended_ms < ?2)) \
+                 ORDER BY ended_ms, seq LIMIT ?1",
             )?;
-            let rows = stmt.query_map([n64(n)], |r| r.get(0))?;
+            let rows = stmt.query_map(params![n64(n), periodic_before], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         for id in ids {

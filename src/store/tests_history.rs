@@ -24,7 +24,48 @@ fn caps(task_rows: usize, block_record_rows: usize, task_log_rows: usize) -> His
         task_rows,
         block_record_rows,
         task_log_rows,
+        periodic_retention_ms: i64::MAX,
     }
+}
+
+#[test]
+fn ended_periodic_runs_are_pruned_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    seed(&s);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    for (id, periodic, ended) in [
+        ("old-periodic", true, now - 25 * hour),
+        ("new-periodic", true, now - hour),
+        ("old-normal", false, now - 25 * hour),
+    ] {
+        let id = id.to_string();
+        s.write_blocking(move |tx| {
+            let mut t = new_task(&id);
+            t.periodic = periodic;
+            tx.admit_task(&t, usize::MAX)?;
+            tx.set_task_status(&id, TaskStatus::Finished, 1003, None, ended)?;
+            tx.task_log(&id, None, 1, "line", ended)
+        })
+        .unwrap();
+    }
+    let mut c = caps(1000, 1000, 1000);
+    c.periodic_retention_ms = 24 * hour;
+    let r = s
+        .write_blocking(move |tx| tx.prune_history_with(&c, 10))
+        .unwrap();
+    assert_eq!((r.tasks, r.task_logs, r.more), (1, 1, false));
+    let left: Vec<String> = s
+        .read_blocking(|rx| rx.tasks_with_status(TaskStatus::Finished, 10))
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, vec!["new-periodic", "old-normal"]);
 }
 
 #[test]
