@@ -1,4 +1,4 @@
--- vwed SQLite schema, version 1 (PRAGMA user_version). This file is the WHOLE schema at the
+-- vwed SQLite schema, version 2 (PRAGMA user_version). This file is the WHOLE schema at the
 -- current version: a new database gets it in one IMMEDIATE transaction. Older databases are
 -- brought up to date by the upgrade steps in src/store/schema.rs, so a change here needs a step
 -- there and a bump of SCHEMA_VERSION. Row counts that must be cheap (backlog, history caps,
@@ -64,6 +64,11 @@ CREATE INDEX task_record_def ON task_record(def_id, status);
 CREATE INDEX task_record_out_order ON task_record(out_order_no) WHERE out_order_no IS NOT NULL;
 CREATE INDEX task_record_parent ON task_record(parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX task_record_ended ON task_record(ended_ms) WHERE ended_ms IS NOT NULL;
+-- Listing newest first (version 2): by status, by definition label, by creation time; the
+-- unfiltered list walks the seq UNIQUE index.
+CREATE INDEX task_record_status_seq ON task_record(status, seq);
+CREATE INDEX task_record_label_seq ON task_record(def_label, seq);
+CREATE INDEX task_record_created ON task_record(created_ms);
 
 -- Task counts per status, kept by the triggers below (backlog check and history cap are O(1)).
 CREATE TABLE task_status_count (

@@ -12,6 +12,7 @@ mod defs;
 mod error;
 mod model;
 mod prune;
+mod queries;
 mod records;
 mod schema;
 mod tasks;
@@ -21,6 +22,8 @@ mod writer;
 mod tests;
 #[cfg(test)]
 mod tests_history;
+#[cfg(test)]
+mod tests_queries;
 
 use std::ops::Deref;
 use std::path::PathBuf;

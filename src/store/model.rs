@@ -185,6 +185,19 @@ pub struct TaskRecord {
     pub request_hash: Option<String>,
 }
 
+/// Filters for listing task records; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub def_label: Option<String>,
+    /// Inclusive.
+    pub created_from_ms: Option<i64>,
+    /// Exclusive.
+    pub created_to_ms: Option<i64>,
+    /// Cursor: only records with seq < before_seq (the list is newest first).
+    pub before_seq: Option<i64>,
+}
+
 /// Fields of a task record to overwrite; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFields {

@@ -10,7 +10,7 @@ use super::error::{Result, StoreError};
 use crate::limits;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The whole schema at `SCHEMA_VERSION`, for a new database.
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
@@ -22,8 +22,16 @@ pub(crate) struct Upgrade {
     pub sql: &'static str,
 }
 
-/// Upgrade steps in order. Version 1 is the first schema, so there is nothing to upgrade yet.
-pub(crate) const UPGRADES: &[Upgrade] = &[];
+/// Upgrade steps in order (version 1 is the first schema).
+pub(crate) const UPGRADES: &[Upgrade] = &[
+    // 2: indexes for listing task records newest first (`Rx::list_tasks`).
+    Upgrade {
+        to: 2,
+        sql: "CREATE INDEX IF NOT EXISTS task_record_status_seq ON task_record(status, seq);
+              CREATE INDEX IF NOT EXISTS task_record_label_seq ON task_record(def_label, seq);
+              CREATE INDEX IF NOT EXISTS task_record_created ON task_record(created_ms);",
+    },
+];
 
 /// Oldest SQLite allowed: 3.7.0 to 3.51.2 can corrupt a WAL database when two connections write
 /// or checkpoint at the same moment.

@@ -8,11 +8,12 @@ use super::model::{Admit, NewTask, QueuedRef, TaskFields, TaskRecord, TaskStatus
 use super::{Rx, Tx};
 use crate::limits;
 
-const TASK_COLUMNS: &str = "id, seq, def_id, def_label, def_version, status, code, priority, \
+pub(super) const TASK_COLUMNS: &str =
+    "id, seq, def_id, def_label, def_version, status, code, priority, \
      level, created_ms, started_ms, ended_ms, ended_reason, input_params, variables, \
      state_description, out_order_no, manual_end, parent_id, root_id, periodic, request_hash";
 
-fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRecord> {
+pub(super) fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let status: String = r.get(5)?;
     let status = status.parse::<TaskStatus>().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())

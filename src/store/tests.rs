@@ -109,7 +109,7 @@ fn refuses_a_newer_schema() {
         err,
         StoreError::SchemaTooNew {
             found: SCHEMA_VERSION + 1,
-            supported: 1
+            supported: SCHEMA_VERSION
         }
     );
     assert!(err.to_string().contains("newer"));
