@@ -8,11 +8,13 @@
 //! - [`blocks`]: the static registry of block kinds.
 //! - [`store`]: the only module that touches SQLite.
 //! - [`scheduler`]: admission, ready queues, run slots, timers, stop/pause/resume/retry, recovery.
+//! - [`config`]: the TOML configuration file and its `VWED_*` environment overrides.
 //! - [`limits`]: every capacity; [`budget`]: the memory they allow in total.
 
 pub mod blocks;
 pub mod budget;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod limits;

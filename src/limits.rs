@@ -299,6 +299,53 @@ pub const RUNTIME_BLOCKING_THREADS: usize = 8;
 pub const RUNTIME_THREAD_STACK_BYTES: usize = 2 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
+// HTTP API and configuration caps
+// ---------------------------------------------------------------------------------------------
+
+/// HTTP connections served at once (default of `[http] connections_max`). Further connections
+/// wait in the listen backlog until one closes.
+pub const HTTP_CONNECTIONS_MAX: usize = 64;
+
+/// Bytes of one request body (default of `[http] body_bytes_max`). A larger body is refused
+/// with 413 naming the limit, before it is read.
+pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Milliseconds a client has to send its request headers (default of
+/// `[http] header_timeout_ms`). A client that does not send them in time is disconnected.
+pub const HTTP_HEADER_TIMEOUT_MS: u64 = 10_000;
+
+/// Milliseconds one request handler may take (default of `[http] handler_timeout_ms`). A
+/// handler past it answers 503 naming the limit.
+pub const HTTP_HANDLER_TIMEOUT_MS: u64 = 30_000;
+
+/// Largest `[scheduler] runs_active_max` a configuration file may set. More → the file is
+/// refused naming the key (each active run holds up to `CHECKPOINT_BYTES_MAX` in memory).
+pub const CONFIG_RUNS_ACTIVE_MAX: usize = 1_024;
+
+/// Largest `[scheduler] backlog_max` a configuration file may set. More → the file is refused
+/// naming the key (the backlog is on disk, but unbounded disk is still unbounded).
+pub const CONFIG_BACKLOG_MAX: usize = 10_000_000;
+
+/// Largest `[scheduler] ready_ring_capacity` a configuration file may set (there are
+/// `PRIORITY_LEVELS` rings). More → the file is refused naming the key.
+pub const CONFIG_READY_RING_CAPACITY_MAX: usize = 65_536;
+
+/// Largest `[http] connections_max` a configuration file may set. More → the file is refused
+/// naming the key (each connection holds buffers).
+pub const CONFIG_HTTP_CONNECTIONS_MAX: usize = 4_096;
+
+/// Largest `[http] body_bytes_max` a configuration file may set. More → the file is refused
+/// naming the key.
+pub const CONFIG_REQUEST_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Bytes of the configuration file. Larger → the file is refused naming the limit, unread.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// Shortest bearer token accepted (characters). Shorter → the configuration is refused naming
+/// `token`: a short token can be guessed.
+pub const TOKEN_CHARS_MIN: usize = 16;
+
+// ---------------------------------------------------------------------------------------------
 // Compile-time relationships
 // ---------------------------------------------------------------------------------------------
 
@@ -318,3 +365,8 @@ const _: () = assert!(RUN_EVENTS_QUEUED_MAX > FIBERS_MAX);
 const _: () = assert!(CACHE_VALUE_BYTES_MAX <= CACHE_BYTES_MAX);
 const _: () = assert!(VARIABLES_BYTES_MAX <= EXPR_RESULT_BYTES_MAX);
 const _: () = assert!(DEFINITION_BYTES_MAX <= DEFINITION_FILE_BYTES_MAX);
+const _: () = assert!(RUNS_ACTIVE_MAX <= CONFIG_RUNS_ACTIVE_MAX);
+const _: () = assert!(BACKLOG_MAX <= CONFIG_BACKLOG_MAX);
+const _: () = assert!(READY_RING_CAPACITY <= CONFIG_READY_RING_CAPACITY_MAX);
+const _: () = assert!(HTTP_CONNECTIONS_MAX <= CONFIG_HTTP_CONNECTIONS_MAX);
+const _: () = assert!(REQUEST_BODY_BYTES_MAX <= CONFIG_REQUEST_BODY_BYTES_MAX);

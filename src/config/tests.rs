@@ -1,0 +1,321 @@
+//! Configuration loader tests: defaults, the shipped example, environment overrides, unknown and
+//! invalid keys named in full, `STATE_DIRECTORY`, `check_open`, unreadable and non-TOML files.
+
+use super::*;
+use std::collections::HashMap;
+
+const TOKEN: &str = "0123456789abcdef-secret";
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// Loads `text` written to a temporary file; returns the file's path too.
+fn load_text(text: &str, vars: &[(&str, &str)]) -> (Result<Config, ConfigError>, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vwed.toml");
+    std::fs::write(&path, text).unwrap();
+    (load(Some(&path), &env(vars)), path)
+}
+
+fn example() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/vwed.example.toml");
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn assert_defaults(c: &Config) {
+    assert_eq!(c.listen, LISTEN_DEFAULT.parse::<SocketAddr>().unwrap());
+    assert_eq!(c.data_dir, PathBuf::from("data"));
+    assert!(c.tokens.is_empty() && !c.insecure_open && c.log.is_none());
+    assert_eq!(c.scheduler.runs_active_max, limits::RUNS_ACTIVE_MAX);
+    assert_eq!(c.scheduler.backlog_max, limits::BACKLOG_MAX);
+    assert_eq!(c.scheduler.ready_ring_capacity, limits::READY_RING_CAPACITY);
+    assert_eq!(c.scheduler.aging_step_ms, limits::AGING_STEP_MS);
+    assert_eq!(c.http, HttpConfig::default());
+    assert_eq!(c.http.connections_max, 64);
+    assert_eq!(c.http.body_bytes_max, 4 * 1024 * 1024);
+    assert_eq!(c.http.header_timeout_ms, 10_000);
+    assert_eq!(c.http.handler_timeout_ms, 30_000);
+}
+
+#[test]
+fn defaults_without_file_or_env() {
+    let c = load(None, &env(&[])).unwrap();
+    assert_defaults(&c);
+    assert!(c.is_loopback() && !c.mutations_need_token());
+    c.check_open().unwrap();
+}
+
+#[test]
+fn the_shipped_example_parses_to_the_defaults() {
+    let (c, _) = load_text(&example(), &[]);
+    assert_defaults(&c.unwrap());
+}
+
+#[test]
+fn every_key_the_example_documents_is_accepted() {
+    // Uncomment every `# key = value` line: the example must document only real keys.
+    let text: String = example()
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains("\nhandler_timeout_ms = "), "{text}");
+    let c = load_text(&text, &[]).0.unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/vwed"));
+    assert_eq!(c.tokens.len(), 2);
+    assert_eq!(c.log.as_deref(), Some("info"));
+    assert_eq!(c.scheduler.runs_active_max, limits::RUNS_ACTIVE_MAX);
+    assert_eq!(c.http, HttpConfig::default());
+}
+
+#[test]
+fn a_full_file_sets_every_field() {
+    let text = format!(
+        "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/vwed\"\ntoken = \"{TOKEN}\"\n\
+         tokens = [\"{TOKEN}-2\"]\ninsecure_open = true\nlog = \"debug\"\n\
+         [scheduler]\nruns_active_max = 1024\nbacklog_max = 10000000\n\
+         ready_ring_capacity = 2\naging_step_ms = 5\n\
+         [http]\nconnections_max = 3\nbody_bytes_max = 67108864\n\
+         header_timeout_ms = 7\nhandler_timeout_ms = 8\n"
+    );
+    let c = load_text(&text, &[("STATE_DIRECTORY", "/var/lib/x")])
+        .0
+        .unwrap();
+    assert_eq!(c.listen, "0.0.0.0:9000".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.data_dir, PathBuf::from("/srv/vwed"));
+    assert_eq!(c.tokens, vec![TOKEN.to_string(), format!("{TOKEN}-2")]);
+    assert!(c.insecure_open);
+    assert_eq!(c.log.as_deref(), Some("debug"));
+    let s = &c.scheduler;
+    assert_eq!(
+        (
+            s.runs_active_max,
+            s.backlog_max,
+            s.ready_ring_capacity,
+            s.aging_step_ms
+        ),
+        (1024, 10_000_000, 2, 5)
+    );
+    let h = HttpConfig {
+        connections_max: 3,
+        body_bytes_max: 64 * 1024 * 1024,
+        header_timeout_ms: 7,
+        handler_timeout_ms: 8,
+    };
+    assert_eq!(c.http, h);
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    let text = format!(
+        "listen = \"127.0.0.1:1\"\ndata_dir = \"/a\"\ntoken = \"{TOKEN}\"\nlog = \"info\"\n"
+    );
+    let vars = [
+        ("VWED_LISTEN", "[::]:8081"),
+        ("VWED_DATA_DIR", "/b"),
+        ("VWED_TOKEN", "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb,"),
+        ("VWED_LOG", "vwed=trace"),
+    ];
+    let c = load_text(&text, &vars).0.unwrap();
+    assert_eq!(c.listen, "[::]:8081".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.data_dir, PathBuf::from("/b"));
+    assert_eq!(c.tokens, ["a".repeat(16), "b".repeat(16)]);
+    assert_eq!(c.log.as_deref(), Some("vwed=trace"));
+    // Empty variables count as unset.
+    let empty = [
+        ("VWED_LISTEN", ""),
+        ("VWED_TOKEN", " "),
+        ("VWED_DATA_DIR", ""),
+    ];
+    let c = load_text(&text, &empty).0.unwrap();
+    assert_eq!((c.listen.port(), c.tokens.len()), (1, 1));
+    assert_eq!(c.data_dir, PathBuf::from("/a"));
+}
+
+#[test]
+fn unknown_keys_are_named_in_full() {
+    let cases = [
+        ("lisen = \"x\"", "lisen"),
+        (
+            "[scheduler]\nrun_active_max = 1",
+            "scheduler.run_active_max",
+        ),
+        ("[http]\nbody_max = 1", "http.body_max"),
+        ("[store]\nread_pool_size = 4", "store"),
+        ("[scheduler.extra]\na = 1", "scheduler.extra"),
+    ];
+    for (text, key) in cases {
+        let (r, path) = load_text(text, &[]);
+        let e = r.unwrap_err();
+        let want = ConfigError::UnknownKey {
+            path: path.clone(),
+            key: key.into(),
+        };
+        assert_eq!(e, want, "{text}");
+        let shown = e.to_string();
+        assert!(shown.contains(&format!("`{key}`")), "{shown}");
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+    }
+}
+
+#[test]
+fn invalid_values_are_named() {
+    let cases = [
+        ("listen = \"nope\"", "listen"),
+        ("listen = 8080", "listen"),
+        ("data_dir = \"\"", "data_dir"),
+        ("token = \"short\"", "token"),
+        ("tokens = [\"short\"]", "tokens"),
+        ("tokens = \"0123456789abcdef0\"", "tokens"),
+        ("tokens = [1]", "tokens"),
+        ("insecure_open = \"yes\"", "insecure_open"),
+        ("log = 3", "log"),
+        ("scheduler = 5", "scheduler"),
+        (
+            "[scheduler]\nruns_active_max = 0",
+            "scheduler.runs_active_max",
+        ),
+        (
+            "[scheduler]\nruns_active_max = 1025",
+            "scheduler.runs_active_max",
+        ),
+        (
+            "[scheduler]\nbacklog_max = 10000001",
+            "scheduler.backlog_max",
+        ),
+        ("[scheduler]\nbacklog_max = -1", "scheduler.backlog_max"),
+        (
+            "[scheduler]\nready_ring_capacity = 1",
+            "scheduler.ready_ring_capacity",
+        ),
+        ("[scheduler]\naging_step_ms = 0", "scheduler.aging_step_ms"),
+        (
+            "[scheduler]\naging_step_ms = \"1s\"",
+            "scheduler.aging_step_ms",
+        ),
+        ("[http]\nconnections_max = 0", "http.connections_max"),
+        ("[http]\nconnections_max = 4097", "http.connections_max"),
+        ("[http]\nbody_bytes_max = 67108865", "http.body_bytes_max"),
+        ("[http]\nheader_timeout_ms = 0", "http.header_timeout_ms"),
+        (
+            "[http]\nhandler_timeout_ms = 1.5",
+            "http.handler_timeout_ms",
+        ),
+    ];
+    for (text, key) in cases {
+        let (r, path) = load_text(text, &[]);
+        match r {
+            Err(ConfigError::Invalid {
+                path: p, key: k, ..
+            }) => {
+                assert_eq!((p, k.as_str()), (Some(path), key), "{text}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let e = load_text("token = \"short\"", &[])
+        .0
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`token`") && e.contains("16") && !e.contains("short"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_environment_values_name_the_variable() {
+    for (var, value) in [
+        ("VWED_LISTEN", "localhost"),
+        ("VWED_TOKEN", "ok-but-short,x"),
+    ] {
+        match load(None, &env(&[(var, value)])) {
+            Err(ConfigError::Invalid {
+                path: None, key, ..
+            }) => assert_eq!(key, var),
+            other => panic!("{var}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn state_directory_is_the_fallback_data_dir() {
+    let first = [("STATE_DIRECTORY", "/var/lib/vwed:/var/lib/other")];
+    assert_eq!(
+        load(None, &env(&first)).unwrap().data_dir,
+        PathBuf::from("/var/lib/vwed")
+    );
+    let empty = [("STATE_DIRECTORY", "")];
+    assert_eq!(
+        load(None, &env(&empty)).unwrap().data_dir,
+        PathBuf::from("data")
+    );
+    let file = load_text("data_dir = \"/srv\"", &first).0.unwrap();
+    assert_eq!(file.data_dir, PathBuf::from("/srv"));
+    let both = [
+        ("STATE_DIRECTORY", "/var/lib/vwed"),
+        ("VWED_DATA_DIR", "/env"),
+    ];
+    assert_eq!(
+        load(None, &env(&both)).unwrap().data_dir,
+        PathBuf::from("/env")
+    );
+}
+
+#[test]
+fn check_open_refuses_an_open_non_loopback_listen() {
+    let open = load(None, &env(&[("VWED_LISTEN", "0.0.0.0:8080")])).unwrap();
+    assert!(!open.is_loopback() && open.mutations_need_token());
+    let e = open.check_open().unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Invalid { key, .. } if key == "token"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("insecure_open"), "{e}");
+    let (insecure, _) = load_text("listen = \"0.0.0.0:80\"\ninsecure_open = true", &[]);
+    insecure.unwrap().check_open().unwrap();
+    let vars = [("VWED_LISTEN", "10.0.0.5:80"), ("VWED_TOKEN", TOKEN)];
+    load(None, &env(&vars)).unwrap().check_open().unwrap();
+    for loopback in ["[::1]:80", "127.0.0.2:80", "[::ffff:127.0.0.1]:80"] {
+        let c = load(None, &env(&[("VWED_LISTEN", loopback)])).unwrap();
+        assert!(c.is_loopback(), "{loopback}");
+        c.check_open().unwrap();
+    }
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_a_parse_error() {
+    for text in ["listen = ", "[scheduler\n", "not toml at all"] {
+        let (r, path) = load_text(text, &[]);
+        match r {
+            Err(ConfigError::Parse { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_missing_or_oversized_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    let e = load(Some(&missing), &env(&[])).unwrap_err();
+    assert!(matches!(&e, ConfigError::Io { path, .. } if path == &missing));
+    assert!(e.to_string().contains("absent.toml"), "{e}");
+    let big = format!("# {}\n", "x".repeat(limits::CONFIG_FILE_BYTES_MAX as usize));
+    let e = load_text(&big, &[]).0.unwrap_err();
+    assert!(e.to_string().contains("CONFIG_FILE_BYTES_MAX"), "{e}");
+}
