@@ -11,6 +11,7 @@
 //! - [`config`]: the TOML configuration file and its `VWED_*` environment overrides.
 //! - [`limits`]: every capacity; [`budget`]: the memory they allow in total.
 
+pub mod api;
 pub mod blocks;
 pub mod budget;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod flow;
 pub mod limits;
 pub mod scheduler;
+pub mod server;
 pub mod store;
 pub mod tasks;
 pub mod value;

@@ -281,8 +281,8 @@ pub const STORE_RETRY_MS: u64 = 2_000;
 /// minutes of retries).
 pub const STORE_RETRIES_MAX: u32 = 6;
 
-/// Tokio tasks the tracker (`src/tasks.rs`) runs at once. A spawn past it is refused with an
-/// error naming the limit.
+/// Tokio tasks the tracker (`src/tasks.rs`) runs at once besides HTTP connections (the server's
+/// tracker adds one per allowed connection). A spawn past it is refused with an error naming it.
 pub const TASKS_TRACKED_MAX: usize = 64;
 
 /// Time a graceful shutdown (SIGTERM/SIGINT) waits for steps in flight to commit before the
@@ -344,6 +344,15 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// Shortest bearer token accepted (characters). Shorter → the configuration is refused naming
 /// `token`: a short token can be guessed.
 pub const TOKEN_CHARS_MIN: usize = 16;
+// HTTP API
+// ---------------------------------------------------------------------------------------------
+
+/// Items a listing endpoint returns when the request names no `limit`.
+pub const API_LIST_DEFAULT: usize = 100;
+
+/// Items one listing request may ask for (`limit`); a larger `limit` is refused with 400 naming
+/// this constant. Block records and logs of a task are listed up to this many.
+pub const API_LIST_MAX: usize = 1_000;
 
 // ---------------------------------------------------------------------------------------------
 // Compile-time relationships

@@ -11,21 +11,29 @@ use tokio::task::JoinHandle;
 type Tracked = (&'static str, JoinHandle<()>);
 
 /// Tracks spawned tasks. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tasks {
     handles: Arc<Mutex<Vec<Tracked>>>,
+    capacity: usize,
 }
 
-/// A spawn was refused because `TASKS_TRACKED_MAX` tasks are running.
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks::with_capacity(TASKS_TRACKED_MAX)
+    }
+}
+
+/// A spawn was refused because the tracker's capacity of tasks are running.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooManyTasks(pub &'static str);
+pub struct TooManyTasks(pub &'static str, pub usize);
 
 impl std::fmt::Display for TooManyTasks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "cannot start task {}: TASKS_TRACKED_MAX ({TASKS_TRACKED_MAX}) tasks are running",
-            self.0
+            "cannot start task {}: {} tasks are running (TASKS_TRACKED_MAX plus one per \
+             HTTP connection)",
+            self.0, self.1
         )
     }
 }
@@ -33,9 +41,17 @@ impl std::fmt::Display for TooManyTasks {
 impl std::error::Error for TooManyTasks {}
 
 impl Tasks {
-    /// A tracker with no tasks.
+    /// A tracker for `TASKS_TRACKED_MAX` tasks.
     pub fn new() -> Tasks {
         Tasks::default()
+    }
+
+    /// A tracker for `capacity` tasks (the server adds one per allowed HTTP connection).
+    pub fn with_capacity(capacity: usize) -> Tasks {
+        Tasks {
+            handles: Arc::new(Mutex::new(Vec::new())),
+            capacity,
+        }
     }
 
     /// Spawns `fut` as a tracked task named `name`.
@@ -45,8 +61,8 @@ impl Tasks {
     {
         let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
         handles.retain(|(_, h)| !h.is_finished());
-        if handles.len() >= TASKS_TRACKED_MAX {
-            return Err(TooManyTasks(name));
+        if handles.len() >= self.capacity {
+            return Err(TooManyTasks(name, self.capacity));
         }
         handles.push((name, tokio::spawn(fut)));
         Ok(())
@@ -100,6 +116,7 @@ mod tests {
         assert_eq!(tasks.len(), TASKS_TRACKED_MAX);
         let refused = tasks.spawn("one too many", async {}).unwrap_err();
         assert!(refused.to_string().contains("TASKS_TRACKED_MAX"));
+        assert_eq!(refused.1, TASKS_TRACKED_MAX);
         tx.send(true).unwrap();
         tasks.join_all().await;
         assert!(tasks.is_empty());

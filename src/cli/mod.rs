@@ -15,7 +15,8 @@ const USAGE: &str = "\
 vwed — runs RDS wind-task transport flows
 
 usage:
-  vwed [serve] [--data DIR]              the appliance (default command)
+  vwed [serve] [--config FILE] [--data DIR] [--listen ADDR] [--insecure-open]
+                                         the appliance and its HTTP API (default command)
   vwed check FILE...                     validate definitions, print every diagnostic
   vwed run FILE [--label L] [--input k=v]... [--json]
                                          run one definition on a temporary store

@@ -1,62 +1,82 @@
-//! `vwed serve [--data DIR]`: the appliance. Opens the store (data dir from `--data`,
-//! `VWED_DATA_DIR`, systemd's `STATE_DIRECTORY`, else `./data`), stores the embedded demo
-//! definitions on a fresh store, recovers and runs the scheduler (periodic definitions
-//! included) until SIGTERM or SIGINT, then shuts down gracefully within `SHUTDOWN_GRACE_MS`.
+//! `vwed serve [--config FILE] [--data DIR] [--listen ADDR] [--insecure-open]`: the appliance
+//! (also the default command). Flags win over the environment (`VWED_LISTEN`, `VWED_DATA_DIR`,
+//! `VWED_TOKEN`, `VWED_LOG`), which wins over the file; with nothing at all it listens on
+//! 127.0.0.1:8080 with data in `./data`. Runs until SIGTERM or SIGINT, then shuts down
+//! gracefully within `SHUTDOWN_GRACE_MS`.
 
 use super::{runtime, UsageError};
-use crate::flow::load;
-use crate::limits::SHUTDOWN_GRACE_MS;
-use crate::scheduler::{Config, Scheduler};
-use crate::tasks::Tasks;
+use crate::config::{self, Config};
+use crate::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-/// Definitions a fresh store starts with (embedded in the binary).
-pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
-    (
-        "example_while_break",
-        include_str!("../../assets/demo/example_while_break.json"),
-    ),
-    (
-        "example_cache_counter",
-        include_str!("../../assets/demo/example_cache_counter.json"),
-    ),
-    (
-        "demo_bench",
-        include_str!("../../assets/demo/demo_bench.json"),
-    ),
-];
-
-/// The data directory: the flag, else `VWED_DATA_DIR`, else `STATE_DIRECTORY`, else `./data`.
-pub fn data_dir(flag: Option<String>) -> PathBuf {
-    flag.or_else(|| std::env::var("VWED_DATA_DIR").ok())
-        .or_else(|| {
-            std::env::var("STATE_DIRECTORY")
-                .ok()
-                .and_then(|s| s.split(':').next().map(str::to_string))
-        })
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| PathBuf::from("data"), PathBuf::from)
+struct Flags {
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    listen: Option<String>,
+    insecure_open: bool,
 }
 
-pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
-    let mut data = None;
+fn parse(args: &[String]) -> Result<Flags, UsageError> {
+    let mut flags = Flags {
+        config: None,
+        data: None,
+        listen: None,
+        insecure_open: false,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))
+        };
         match arg.as_str() {
-            "--data" => {
-                let v = it
-                    .next()
-                    .ok_or_else(|| UsageError("--data needs a value".into()))?;
-                data = Some(v.clone());
-            }
+            "--config" => flags.config = Some(PathBuf::from(value("--config")?)),
+            "--data" => flags.data = Some(PathBuf::from(value("--data")?)),
+            "--listen" => flags.listen = Some(value("--listen")?),
+            "--insecure-open" => flags.insecure_open = true,
             other => return Err(UsageError(format!("serve: unknown argument {other}"))),
         }
     }
-    let dir = data_dir(data);
+    Ok(flags)
+}
+
+/// The configuration: file, then environment, then flags.
+fn configure(flags: Flags) -> Result<Config, String> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config = config::load(flags.config.as_deref(), &env).map_err(|e| e.to_string())?;
+    if let Some(data) = flags.data {
+        config.data_dir = data;
+    }
+    if let Some(listen) = flags.listen {
+        config.listen = listen
+            .parse()
+            .map_err(|e| format!("--listen {listen}: not an address: {e}"))?;
+    }
+    config.insecure_open |= flags.insecure_open;
+    if let Some(level) = config
+        .log
+        .as_deref()
+        .filter(|_| std::env::var("VWED_LOG").is_err())
+    {
+        if let Ok(level) = level.parse::<log::LevelFilter>() {
+            log::set_max_level(level);
+        }
+    }
+    Ok(config)
+}
+
+pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
+    let config = match configure(parse(args)?) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vwed serve: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let rt = runtime::build().map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
-    match rt.block_on(serve(dir)) {
+    match rt.block_on(serve(config)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("vwed serve: {e}");
@@ -65,51 +85,16 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     }
 }
 
-async fn serve(dir: PathBuf) -> Result<(), String> {
-    let store = runtime::open_store(&dir, true)?;
-    let tasks = Tasks::new();
-    let sched = Scheduler::start(store.clone(), Config::default(), &tasks)
-        .await
-        .map_err(|e| e.to_string())?;
-    install_demos(&sched).await?;
+async fn serve(config: Config) -> Result<(), String> {
+    let running = server::start(&config).await?;
     log::warn!(
-        "vwed {} running: data in {}, SQLite {}; the HTTP API arrives in the next version, \
-         so tasks are started by periodic definitions only",
+        "vwed {} listening on http://{} with data in {}",
         env!("CARGO_PKG_VERSION"),
-        dir.display(),
-        crate::store::Store::sqlite_version()
+        running.addr,
+        config.data_dir.display()
     );
     runtime::stop_signal().await;
-    let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
-    if tokio::time::timeout(grace, sched.shutdown()).await.is_err() {
-        log::error!("shutdown grace period ({SHUTDOWN_GRACE_MS} ms) ran out; exiting anyway");
-    } else {
-        tasks.join_all().await;
-    }
-    store.close();
+    running.shutdown().await;
     log::warn!("vwed stopped");
-    Ok(())
-}
-
-/// Stores the demo definitions when the store has no definition at all.
-async fn install_demos(sched: &Scheduler) -> Result<(), String> {
-    let existing = sched
-        .store()
-        .read(|rx| rx.definitions(1))
-        .await
-        .map_err(|e| e.to_string())?;
-    if !existing.is_empty() {
-        return Ok(());
-    }
-    for (name, text) in DEMO_DEFINITIONS {
-        for raw in load::load_text(text, name) {
-            let raw = raw.map_err(|e| format!("demo {name}: {e}"))?;
-            sched
-                .save_definition(raw)
-                .await
-                .map_err(|e| format!("demo {name}: {e}"))?;
-        }
-    }
-    log::info!("stored {} demo definitions", DEMO_DEFINITIONS.len());
     Ok(())
 }

@@ -108,6 +108,7 @@ impl Driver {
                 reply,
             } => self.priority(id, priority, reply),
             Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+            Command::Cache { key, value, reply } => self.cache_write(key, value, reply),
         }
     }
 
@@ -277,6 +278,41 @@ impl Driver {
             match to.rescan {
                 Some(level) if ok => Completion::Rescan(vec![level]),
                 _ => Completion::Done,
+            }
+        }));
+    }
+
+    /// A data cache write from outside a run: checked against the mirror's bounds, written to
+    /// the store, then applied to the mirror.
+    fn cache_write(
+        &mut self,
+        key: String,
+        value: Option<String>,
+        reply: oneshot::Sender<Result<bool, String>>,
+    ) {
+        if let Some(v) = &value {
+            if let Err(e) = self.cache.check(&key, v) {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        }
+        let existed = self.cache.contains(&key);
+        let store = self.shared.store.clone();
+        let now = self.shared.clock.now_ms();
+        self.inflight.push(Box::pin(async move {
+            let (k, v) = (key.clone(), value.clone());
+            let result = store
+                .write(move |tx| match &v {
+                    Some(v) => tx.cache_set(&k, v, now).map(|_| true),
+                    None => tx.cache_delete(&k),
+                })
+                .await
+                .map_err(|e| e.to_string());
+            Completion::CacheWritten {
+                key,
+                value,
+                result: result.map(|_| existed),
+                reply,
             }
         }));
     }

@@ -47,6 +47,13 @@ pub(super) enum Completion {
         run: String,
         error: StoreError,
     },
+    /// A data cache write from outside a run reached the store.
+    CacheWritten {
+        key: String,
+        value: Option<String>,
+        result: Result<bool, String>,
+        reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+    },
     /// A periodic definition's tick ended.
     Ticked {
         def_id: String,
@@ -292,6 +299,26 @@ impl Driver {
                 }
             },
             Completion::Ticked { def_id, tick } => self.ticked(&def_id, tick),
+            Completion::CacheWritten {
+                key,
+                value,
+                result,
+                reply,
+            } => {
+                if result.is_ok() {
+                    let applied = match &value {
+                        Some(v) => self.cache.set(&key, v),
+                        None => {
+                            self.cache.delete(&key);
+                            Ok(())
+                        }
+                    };
+                    if let Err(e) = applied {
+                        log::error!("cache mirror out of step for {key}: {e}");
+                    }
+                }
+                let _ = reply.send(result);
+            }
             Completion::Unwritable { run, error } => self.commit_failed(run, error),
             Completion::Done => {}
             Completion::Rescan(levels) => {

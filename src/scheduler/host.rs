@@ -74,7 +74,21 @@ impl Cache {
         self.map.len()
     }
 
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    /// Whether `key` is stored.
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Stores `value` under `key`, or says which bound refuses it.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bytes = self.check(key, value)?;
+        self.map.insert(key.to_string(), value.to_string());
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// Whether `set(key, value)` would be accepted; the cache's bytes after it.
+    pub fn check(&self, key: &str, value: &str) -> Result<usize, String> {
         if key.len() > CACHE_KEY_BYTES_MAX {
             return Err(format!(
                 "cache key of {} bytes refused: over CACHE_KEY_BYTES_MAX ({CACHE_KEY_BYTES_MAX})",
@@ -101,12 +115,11 @@ impl Cache {
                  CACHE_BYTES_MAX ({CACHE_BYTES_MAX})"
             ));
         }
-        self.map.insert(key.to_string(), value.to_string());
-        self.bytes = bytes;
-        Ok(())
+        Ok(bytes)
     }
 
-    fn delete(&mut self, key: &str) -> bool {
+    /// Removes `key`; whether it was stored.
+    pub fn delete(&mut self, key: &str) -> bool {
         match self.map.remove(key) {
             Some(v) => {
                 self.bytes -= key.len() + v.len();

@@ -196,6 +196,12 @@ enum Command {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Sets (`Some`) or deletes (`None`) a data cache key from outside a run.
+    Cache {
+        key: String,
+        value: Option<String>,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
 
 struct Shared {
@@ -320,6 +326,30 @@ impl Scheduler {
             .await
             .map_err(|_| ControlError::ShuttingDown)?;
         answer.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+
+    /// Sets a data cache key (as `CacheDataBp` would), once written to the store.
+    pub async fn cache_set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.cache_command(key, Some(value.to_string()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a data cache key; whether it existed.
+    pub async fn cache_delete(&self, key: &str) -> Result<bool, String> {
+        self.cache_command(key, None).await
+    }
+
+    async fn cache_command(&self, key: &str, value: Option<String>) -> Result<bool, String> {
+        let (reply, answer) = oneshot::channel();
+        let cmd = Command::Cache {
+            key: key.to_string(),
+            value,
+            reply,
+        };
+        let gone = || "the scheduler is shutting down".to_string();
+        self.shared.commands.send(cmd).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Run events from now on. A receiver that falls behind `RUN_EVENTS_CAPACITY` loses the

@@ -380,6 +380,12 @@ async fn queued_runs_can_be_stopped_or_paused_before_they_start() {
     let a = e.submit("d", 1).await;
     let b2 = e.submit("d", 1).await;
     settle().await;
+    let waiting = e.record(&a).await;
+    assert_eq!(
+        (waiting.status, waiting.code),
+        (TaskStatus::Queued, 1100),
+        "vwed's queued code"
+    );
     assert_eq!(
         e.sched.control(&a, Control::Stop).await.unwrap(),
         TaskStatus::Stopped

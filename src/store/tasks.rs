@@ -68,9 +68,10 @@ impl Tx<'_> {
             .query_row([], |r| r.get(0))?;
         self.conn
             .prepare_cached(
-                "INSERT INTO task_record (id, seq, def_id, def_label, def_version, status, \
+                "INSERT INTO task_record (id, seq, def_id, def_label, def_version, status, code, \
                  priority, level, created_ms, input_params, request_hash, parent_id, root_id, \
-                 periodic) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 periodic) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?14, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 ?12, ?13)",
             )?
             .execute(params![
                 t.id,
@@ -85,7 +86,8 @@ impl Tx<'_> {
                 t.request_hash,
                 t.parent_id,
                 t.root_id,
-                t.periodic
+                t.periodic,
+                crate::engine::code::QUEUED
             ])?;
         Ok(Admit::Inserted { seq })
     }

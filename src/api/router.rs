@@ -1,0 +1,107 @@
+//! Routing: method and path segments to handlers, with the bearer-token check for every
+//! mutating request. One table-like `match`, so every endpoint is listed in one place.
+
+use super::error::ApiError;
+use super::http::{self, Body};
+use super::{cache, defs, system, tasks, App};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Dispatches one request.
+pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(http::percent_decode)
+        .collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if method != Method::GET && method != Method::HEAD {
+        authorize(app, &req)?;
+    }
+    use Method as M;
+    match (&method, seg.as_slice()) {
+        (&M::GET, ["healthz"]) => Ok(system::health(app)),
+        (&M::GET, ["metrics"]) => system::metrics(app).await,
+        (&M::GET, ["api", "system", "status"]) => system::status(app).await,
+
+        (&M::GET, ["api", "task-defs"]) => defs::list(app).await,
+        (&M::POST, ["api", "task-defs"]) => defs::create(app, req).await,
+        (&M::POST, ["api", "task-defs", "validate"]) => defs::validate(app, req).await,
+        (&M::GET, ["api", "task-defs", id]) => defs::get(app, id).await,
+        (&M::PUT, ["api", "task-defs", id]) => defs::update(app, id, req).await,
+        (&M::DELETE, ["api", "task-defs", id]) => defs::delete(app, id).await,
+        (&M::GET, ["api", "task-defs", id, "versions"]) => defs::versions(app, id).await,
+
+        (&M::POST, ["api", "tasks"]) => tasks::create(app, req).await,
+        (&M::GET, ["api", "tasks"]) => tasks::list(app, &req).await,
+        (&M::GET, ["api", "tasks", id]) => tasks::get(app, id).await,
+        (&M::GET, ["api", "tasks", id, "blocks"]) => tasks::blocks(app, id).await,
+        (&M::GET, ["api", "tasks", id, "logs"]) => tasks::logs(app, id).await,
+        (&M::POST, ["api", "tasks", id, action]) => tasks::control(app, id, action, req).await,
+
+        (&M::GET, ["api", "cache", key]) => cache::get(app, key).await,
+        (&M::PUT, ["api", "cache", key]) => cache::put(app, key, req).await,
+        (&M::DELETE, ["api", "cache", key]) => cache::delete(app, key).await,
+
+        (_, ["healthz" | "metrics"]) | (_, ["api", ..]) if known_path(&seg) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::not_found(format!("no endpoint {method} {path}"))),
+    }
+}
+
+/// Whether some method serves `seg` (for 405 rather than 404).
+fn known_path(seg: &[&str]) -> bool {
+    matches!(
+        seg,
+        ["healthz"]
+            | ["metrics"]
+            | ["api", "system", "status"]
+            | ["api", "task-defs"]
+            | ["api", "task-defs", _]
+            | ["api", "task-defs", _, "versions"]
+            | ["api", "tasks"]
+            | ["api", "tasks", _]
+            | ["api", "tasks", _, _]
+            | ["api", "cache", _]
+    )
+}
+
+/// Mutations need a valid bearer token when tokens are configured or the listener is not
+/// loopback: none → 401, a wrong one → 403.
+fn authorize(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let config = &app.config;
+    if !config.mutations_need_token && config.tokens.is_empty() {
+        return Ok(());
+    }
+    match http::bearer(req) {
+        None => {
+            app.counters.unauthorized.fetch_add(1, Relaxed);
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this request needs a bearer token (Authorization: Bearer <token>)",
+            ))
+        }
+        Some(token) if config.tokens.iter().any(|t| constant_time_eq(t, token)) => Ok(()),
+        Some(_) => {
+            app.counters.unauthorized.fetch_add(1, Relaxed);
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the bearer token is not accepted",
+            ))
+        }
+    }
+}
+
+/// Compares without stopping at the first difference (token checks should not leak timing).
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,132 @@
+//! The appliance assembled: store, scheduler (with recovery and periodic definitions), the demo
+//! definitions on a fresh store, and the HTTP API on its listener — started as one [`Running`]
+//! that shuts down in order (stop accepting, stop admitting, let steps commit, close the store).
+
+use crate::api::{self, ApiConfig, App};
+use crate::config::Config;
+use crate::flow::load;
+use crate::limits::SHUTDOWN_GRACE_MS;
+use crate::scheduler::Scheduler;
+use crate::store::{Store, StoreOptions};
+use crate::tasks::Tasks;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Definitions a fresh store starts with (embedded in the binary).
+pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "example_while_break",
+        include_str!("../assets/demo/example_while_break.json"),
+    ),
+    (
+        "example_cache_counter",
+        include_str!("../assets/demo/example_cache_counter.json"),
+    ),
+    ("demo_bench", include_str!("../assets/demo/demo_bench.json")),
+];
+
+/// A running appliance.
+pub struct Running {
+    /// The address the API listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    app: Arc<App>,
+    sched: Scheduler,
+    store: Store,
+    tasks: Tasks,
+    stop: watch::Sender<bool>,
+}
+
+/// Opens the store in `config.data_dir`, starts the scheduler and serves the API.
+pub async fn start(config: &Config) -> Result<Running, String> {
+    config.check_open().map_err(|e| e.to_string())?;
+    let mut opts = StoreOptions::new(config.data_dir.join("vwed.db"));
+    opts.synchronous_full = true;
+    let store = Store::open(opts).map_err(|e| {
+        format!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    // Scheduler, accept loop and the like, plus one task per allowed connection.
+    let tasks =
+        Tasks::with_capacity(crate::limits::TASKS_TRACKED_MAX + config.http.connections_max);
+    let sched = Scheduler::start(store.clone(), config.scheduler.clone(), &tasks)
+        .await
+        .map_err(|e| e.to_string())?;
+    install_demos(&sched).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let api_config = ApiConfig {
+        tokens: config.tokens.clone(),
+        mutations_need_token: config.mutations_need_token() || !config.tokens.is_empty(),
+        connections_max: config.http.connections_max,
+        body_bytes_max: config.http.body_bytes_max,
+        header_timeout_ms: config.http.header_timeout_ms,
+        handler_timeout_ms: config.http.handler_timeout_ms,
+    };
+    let app = App::new(sched.clone(), api_config);
+    let (stop, stopped) = watch::channel(false);
+    let serve = api::serve(listener, app.clone(), tasks.clone(), stopped);
+    tasks
+        .spawn("http-accept", serve)
+        .map_err(|e| e.to_string())?;
+    Ok(Running {
+        addr,
+        app,
+        sched,
+        store,
+        tasks,
+        stop,
+    })
+}
+
+impl Running {
+    /// The scheduler behind the API.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// Graceful stop within `SHUTDOWN_GRACE_MS`: no new connections or requests, runs stop at
+    /// their next commit (they resume on the next start), the store is flushed and closed.
+    pub async fn shutdown(self) {
+        self.app.shutting_down.store(true, Relaxed);
+        let _ = self.stop.send(true);
+        let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
+        let ordered = async {
+            self.sched.shutdown().await;
+            self.tasks.join_all().await;
+        };
+        if tokio::time::timeout(grace, ordered).await.is_err() {
+            log::error!("shutdown grace period ({SHUTDOWN_GRACE_MS} ms) ran out; exiting anyway");
+        }
+        self.store.close();
+    }
+}
+
+/// Stores the demo definitions when the store has no definition at all.
+async fn install_demos(sched: &Scheduler) -> Result<(), String> {
+    let existing = sched
+        .store()
+        .read(|rx| rx.definitions(1))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !existing.is_empty() {
+        return Ok(());
+    }
+    for (name, text) in DEMO_DEFINITIONS {
+        for raw in load::load_text(text, name) {
+            let raw = raw.map_err(|e| format!("demo {name}: {e}"))?;
+            sched
+                .save_definition(raw)
+                .await
+                .map_err(|e| format!("demo {name}: {e}"))?;
+        }
+    }
+    log::info!("stored {} demo definitions", DEMO_DEFINITIONS.len());
+    Ok(())
+}
