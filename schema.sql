@@ -1,4 +1,4 @@
--- vwed SQLite schema, version 2 (PRAGMA user_version). This file is the WHOLE schema at the
+-- vwed SQLite schema, version 3 (PRAGMA user_version). This file is the WHOLE schema at the
 -- current version: a new database gets it in one IMMEDIATE transaction. Older databases are
 -- brought up to date by the upgrade steps in src/store/schema.rs, so a change here needs a step
 -- there and a bump of SCHEMA_VERSION. Row counts that must be cheap (backlog, history caps,
@@ -159,3 +159,14 @@ END;
 CREATE TRIGGER data_cache_count_del AFTER DELETE ON data_cache BEGIN
     UPDATE store_counter SET n = n - 1 WHERE name = 'data_cache';
 END;
+
+-- Event outbox (schema 3): every task and block change in commit order, ids never reused
+-- (AUTOINCREMENT), replayed to `/api/events` clients by `Last-Event-ID`; pruned to
+-- OUTBOX_ROWS_MAX, oldest first.
+CREATE TABLE event_outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL,
+    task_id    TEXT,
+    payload    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);

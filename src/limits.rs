@@ -178,6 +178,15 @@ pub const BLOCK_RECORD_ROWS_MAX: usize = 500_000;
 /// time. Worst case on disk: this many × `LOG_LINE_BYTES_MAX`.
 pub const TASK_LOG_ROWS_MAX: usize = 500_000;
 
+/// Events kept in the outbox that `/api/events` replays from (`Last-Event-ID`). Older ones are
+/// pruned (eight `PRUNE_BATCH_ROWS` batches a pass); a client asking for a pruned id gets an
+/// explicit `reset` event, never a silent gap.
+pub const OUTBOX_ROWS_MAX: usize = 20_000;
+
+/// Committed outbox events buffered in memory for live `/api/events` clients. A client that
+/// falls further behind re-reads the missed events from the outbox by id.
+pub const OUTBOX_LIVE_BUFFER: usize = 1_024;
+
 /// How long ended runs of periodic definitions are kept (RDS deletes them after 24 h). Older
 /// ones are pruned, with their block records and logs, `PRUNE_BATCH_ROWS` at a time.
 pub const PERIODIC_RECORD_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -346,6 +355,13 @@ pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
 pub const TOKEN_CHARS_MIN: usize = 16;
 // HTTP API
 // ---------------------------------------------------------------------------------------------
+
+/// Outbox events one `/api/events` replay read fetches (a replay is paged, never loaded whole).
+pub const SSE_REPLAY_PAGE: usize = 256;
+
+/// Quiet time after which an `/api/events` stream sends a keep-alive comment (a dead client is
+/// noticed when the write fails).
+pub const SSE_KEEPALIVE_MS: u64 = 15_000;
 
 /// Items a listing endpoint returns when the request names no `limit`.
 pub const API_LIST_DEFAULT: usize = 100;

@@ -10,10 +10,8 @@ use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreOptions};
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Definitions a fresh store starts with (embedded in the binary).
 pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
@@ -36,7 +34,6 @@ pub struct Running {
     sched: Scheduler,
     store: Store,
     tasks: Tasks,
-    stop: watch::Sender<bool>,
 }
 
 /// Opens the store in `config.data_dir`, starts the scheduler and serves the API.
@@ -70,8 +67,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
     let app = App::new(sched.clone(), api_config);
-    let (stop, stopped) = watch::channel(false);
-    let serve = api::serve(listener, app.clone(), tasks.clone(), stopped);
+    let serve = api::serve(listener, app.clone(), tasks.clone());
     tasks
         .spawn("http-accept", serve)
         .map_err(|e| e.to_string())?;
@@ -81,7 +77,6 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         sched,
         store,
         tasks,
-        stop,
     })
 }
 
@@ -94,8 +89,7 @@ impl Running {
     /// Graceful stop within `SHUTDOWN_GRACE_MS`: no new connections or requests, runs stop at
     /// their next commit (they resume on the next start), the store is flushed and closed.
     pub async fn shutdown(self) {
-        self.app.shutting_down.store(true, Relaxed);
-        let _ = self.stop.send(true);
+        self.app.stop();
         let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
         let ordered = async {
             self.sched.shutdown().await;

@@ -5,6 +5,7 @@
 mod cache;
 mod defs;
 mod error;
+mod events;
 mod http;
 mod router;
 mod system;
@@ -57,6 +58,8 @@ pub struct App {
     pub shutting_down: AtomicBool,
     pub counters: ApiCounters,
     permits: Arc<Semaphore>,
+    /// Turns true on shutdown: the accept loop, connections and event streams end.
+    stop: watch::Sender<bool>,
 }
 
 impl App {
@@ -70,7 +73,20 @@ impl App {
             shutting_down: AtomicBool::new(false),
             counters: ApiCounters::default(),
             permits,
+            stop: watch::channel(false).0,
         })
+    }
+
+    /// Begins the shutdown: no new requests; the accept loop, connections and event streams
+    /// end.
+    pub fn stop(&self) {
+        self.shutting_down.store(true, Relaxed);
+        let _ = self.stop.send(true);
+    }
+
+    /// A receiver that turns true on shutdown.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
     }
 
     /// Connections open now.
@@ -79,14 +95,10 @@ impl App {
     }
 }
 
-/// Serves `listener` until `shutdown` turns true; then stops accepting, lets open connections
+/// Serves `listener` until [`App::stop`]; then stops accepting, lets open connections
 /// finish their current request and returns. Connections run as tracked tasks on `tasks`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    tasks: Tasks,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, app: Arc<App>, tasks: Tasks) {
+    let mut shutdown = app.stopping();
     loop {
         // The permit comes first: past `connections_max`, new clients wait in the kernel's
         // listen backlog instead of costing memory here.
@@ -154,7 +166,7 @@ async fn connection(
 
 /// Resolves once shutdown is signalled (the watch guard is dropped before it returns, so the
 /// future stays `Send`).
-async fn stopped(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }
 

@@ -3,13 +3,14 @@
 
 use super::error::ApiError;
 use super::http::{self, Body};
-use super::{cache, defs, system, tasks, App};
+use super::{cache, defs, events, system, tasks, App};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// Dispatches one request.
-pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let segments: Vec<String> = path
@@ -26,6 +27,7 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
         (&M::GET, ["healthz"]) => Ok(system::health(app)),
         (&M::GET, ["metrics"]) => system::metrics(app).await,
         (&M::GET, ["api", "system", "status"]) => system::status(app).await,
+        (&M::GET, ["api", "events"]) => events::stream(app, &req).await,
 
         (&M::GET, ["api", "task-defs"]) => defs::list(app).await,
         (&M::POST, ["api", "task-defs"]) => defs::create(app, req).await,
@@ -62,6 +64,7 @@ fn known_path(seg: &[&str]) -> bool {
         ["healthz"]
             | ["metrics"]
             | ["api", "system", "status"]
+            | ["api", "events"]
             | ["api", "task-defs"]
             | ["api", "task-defs", _]
             | ["api", "task-defs", _, "versions"]

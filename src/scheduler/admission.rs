@@ -2,10 +2,11 @@
 //! inputs are built (§1.4), and the task is committed as queued before the caller hears
 //! "accepted". A repeated task id with the same request returns the existing task.
 
+use super::persist::{task_event, StatusChange};
 use super::{Command, Shared};
 use crate::flow::inputs;
 use crate::limits::{TASK_ID_BYTES_MAX, TASK_INPUTS_BYTES_MAX};
-use crate::store::{Admit, NewTask, StoreError};
+use crate::store::{Admit, NewTask, StoreError, TaskStatus};
 use crate::value::{self, Map};
 use md5::{Digest, Md5};
 
@@ -151,9 +152,28 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
     let backlog = shared.config.backlog_max;
     let admitted = shared
         .store
-        .write(move |tx| tx.admit_task(&task, backlog))
+        .write(move |tx| {
+            let admitted = tx.admit_task(&task, backlog)?;
+            let event = match admitted {
+                Admit::Inserted { .. } => {
+                    let change = StatusChange {
+                        status: TaskStatus::Queued,
+                        code: crate::engine::code::QUEUED,
+                        reason: None,
+                        manual_end: false,
+                    };
+                    Some(task_event(tx, &task.id, &change, created_ms)?)
+                }
+                _ => None,
+            };
+            Ok((admitted, event))
+        })
         .await
         .map_err(store_err)?;
+    let (admitted, event) = admitted;
+    if let Some(event) = event {
+        let _ = shared.outbox.send(std::sync::Arc::new(event));
+    }
     match admitted {
         Admit::Inserted { .. } => {
             // If the driver is gone the task is still stored and starts after a restart.

@@ -246,6 +246,7 @@ impl Driver {
 
     fn set_status(&mut self, id: String, to: StatusWrite, reply: Reply) {
         let store = self.shared.store.clone();
+        let outbox = self.shared.outbox.clone();
         let now = self.shared.clock.now_ms();
         let events = self.shared.events.clone();
         self.inflight.push(Box::pin(async move {
@@ -256,11 +257,18 @@ impl Driver {
                     if to.manual_end {
                         tx.set_manual_end(&id2)?;
                     }
-                    Ok(())
+                    let change = super::persist::StatusChange {
+                        status: to.status,
+                        code: to.code,
+                        reason: Some(to.reason.to_string()),
+                        manual_end: to.manual_end,
+                    };
+                    super::persist::task_event(tx, &id2, &change, now)
                 })
                 .await;
             let answer = match result {
-                Ok(()) => {
+                Ok(event) => {
+                    let _ = outbox.send(std::sync::Arc::new(event));
                     let _ = events.send(super::RunEvent {
                         run: id,
                         kind: super::RunEventKind::Status {

@@ -15,7 +15,7 @@ use crate::limits::{
     CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
     STORE_RETRIES_MAX, STORE_RETRY_MS,
 };
-use crate::store::{QueuedRef, StoreError, TaskStatus};
+use crate::store::{OutboxEvent, QueuedRef, StoreError, TaskStatus};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -66,7 +66,8 @@ pub(super) enum Completion {
 /// A step's write came back.
 pub(super) struct Commit {
     run: String,
-    result: Result<(), StoreError>,
+    /// The outbox events the step appended, once committed.
+    result: Result<Vec<OutboxEvent>, StoreError>,
     effects: Vec<Effect>,
     outcome: Outcome,
     status: Option<StatusChange>,
@@ -441,10 +442,14 @@ impl Driver {
             status,
             events,
         } = commit;
-        if let Err(e) = result {
-            return self.commit_failed(id, e);
-        }
+        let outbox = match result {
+            Ok(events) => events,
+            Err(e) => return self.commit_failed(id, e),
+        };
         self.failures.remove(&id);
+        for event in outbox {
+            let _ = self.shared.outbox.send(Arc::new(event));
+        }
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };

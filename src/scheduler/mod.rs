@@ -214,6 +214,9 @@ struct Shared {
     gauges: Gauges,
     /// Bounds definition saves in flight (`DEFINITION_SAVES_MAX`).
     saves: tokio::sync::Semaphore,
+    /// Committed outbox events, for live `/api/events` clients (a lagging one re-reads the
+    /// outbox from the store).
+    outbox: broadcast::Sender<Arc<crate::store::OutboxEvent>>,
 }
 
 /// A handle to the running scheduler; cheap to clone.
@@ -259,6 +262,7 @@ impl Scheduler {
             config,
             gauges: Gauges::default(),
             saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
+            outbox: broadcast::channel(limits::OUTBOX_LIVE_BUFFER).0,
         });
         let driver = driver::Driver::recover(shared.clone(), rx)
             .await
@@ -350,6 +354,12 @@ impl Scheduler {
         let gone = || "the scheduler is shutting down".to_string();
         self.shared.commands.send(cmd).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
+    }
+
+    /// Outbox events as they are committed. A receiver that falls behind
+    /// `OUTBOX_LIVE_BUFFER` is told it lagged and can read the rest from the store by id.
+    pub fn subscribe_outbox(&self) -> broadcast::Receiver<Arc<crate::store::OutboxEvent>> {
+        self.shared.outbox.subscribe()
     }
 
     /// Run events from now on. A receiver that falls behind `RUN_EVENTS_CAPACITY` loses the

@@ -6,7 +6,8 @@ use super::{RunEvent, RunEventKind};
 use crate::engine::{code, Ended, Outcome, Record, RunState, StepOutput};
 use crate::flow::model::Flow;
 use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
-use crate::store::{BlockStart, StoreError, TaskFields, TaskStatus, Tx};
+use crate::store::{BlockStart, OutboxEvent, StoreError, TaskFields, TaskStatus, Tx};
+use serde_json::json;
 
 /// Block records a run writes between two prunings of its own records once it is past
 /// `BLOCK_RECORDS_PER_RUN_MAX`.
@@ -17,6 +18,8 @@ enum Op {
     Started(BlockStart),
     Ended {
         seq: i64,
+        name: String,
+        block_type: String,
         status: i32,
         reason: String,
         outputs: Option<String>,
@@ -129,12 +132,14 @@ impl StepWrite {
                 }
                 Record::BlockEnded {
                     seq,
+                    block,
                     status,
                     reason,
                     outputs,
-                    ..
                 } => ops.push(Op::Ended {
                     seq: *seq as i64,
+                    name: flow.block(*block).name.clone(),
+                    block_type: flow.block(*block).block_type.clone(),
                     status: *status,
                     reason: reason.clone(),
                     outputs: outputs.clone(),
@@ -195,22 +200,35 @@ impl StepWrite {
     }
 
     /// Applies the write inside the writer's transaction.
-    pub fn apply(self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    /// Applies the write inside the writer's transaction; the outbox events it appended.
+    pub fn apply(self, tx: &mut Tx<'_>) -> Result<Vec<OutboxEvent>, StoreError> {
         let id = self.run.as_str();
+        let now = self.now_ms;
+        let mut events = Vec::new();
         if self.started {
-            tx.set_task_started(id, self.now_ms)?;
+            tx.set_task_started(id, now)?;
         }
         for op in &self.ops {
             match op {
-                Op::Started(start) => tx.block_started(start)?,
+                Op::Started(start) => {
+                    tx.block_started(start)?;
+                    let payload = json!({"taskId": id, "seq": start.seq, "block": start.block_name,
+                        "blockType": start.block_type, "status": 1000});
+                    events.push(tx.outbox_append("block", Some(id), &payload.to_string(), now)?);
+                }
                 Op::Ended {
                     seq,
+                    name,
+                    block_type,
                     status,
                     reason,
                     outputs,
                 } => {
-                    let reason = (!reason.is_empty()).then_some(reason.as_str());
-                    tx.block_ended(id, *seq, *status, reason, outputs.as_deref(), self.now_ms)?;
+                    let why = (!reason.is_empty()).then_some(reason.as_str());
+                    tx.block_ended(id, *seq, *status, why, outputs.as_deref(), now)?;
+                    let payload = json!({"taskId": id, "seq": seq, "block": name,
+                        "blockType": block_type, "status": status, "reason": why});
+                    events.push(tx.outbox_append("block", Some(id), &payload.to_string(), now)?);
                 }
                 Op::Status {
                     seq,
@@ -233,17 +251,22 @@ impl StepWrite {
         if self.fields.variables.is_some() || self.fields.state_description.is_some() {
             tx.set_task_fields(id, &self.fields)?;
         }
+        if let Some(text) = &self.fields.state_description {
+            let payload = json!({"taskId": id, "stateDescription": text});
+            events.push(tx.outbox_append("task-state", Some(id), &payload.to_string(), now)?);
+        }
         if let Some(change) = &self.status {
             tx.set_task_status(
                 id,
                 change.status,
                 change.code,
                 change.reason.as_deref(),
-                self.now_ms,
+                now,
             )?;
             if change.manual_end {
                 tx.set_manual_end(id)?;
             }
+            events.push(task_event(tx, id, change, now)?);
         }
         match &self.checkpoint {
             Some(state) => tx.put_checkpoint(id, state, self.now_ms)?,
@@ -252,8 +275,20 @@ impl StepWrite {
         if self.prune_records {
             tx.prune_task_block_records(id, BLOCK_RECORDS_PER_RUN_MAX)?;
         }
-        Ok(())
+        Ok(events)
     }
+}
+
+/// Appends the outbox event of a run's status change.
+pub(super) fn task_event(
+    tx: &mut Tx<'_>,
+    id: &str,
+    change: &StatusChange,
+    now_ms: i64,
+) -> Result<OutboxEvent, StoreError> {
+    let payload = json!({"taskId": id, "status": change.status.as_str(), "code": change.code,
+        "reason": change.reason, "manualEnd": change.manual_end});
+    tx.outbox_append("task", Some(id), &payload.to_string(), now_ms)
 }
 
 /// The events a committed step publishes.

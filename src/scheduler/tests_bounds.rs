@@ -83,6 +83,7 @@ async fn idle_driver() -> (driver::Driver, TempDir) {
         config: Config::default(),
         gauges: Gauges::default(),
         saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
+        outbox: tokio::sync::broadcast::channel(16).0,
     });
     (driver::Driver::recover(shared, rx).await.unwrap(), dir)
 }

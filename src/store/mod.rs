@@ -11,6 +11,7 @@ mod cache;
 mod defs;
 mod error;
 mod model;
+mod outbox;
 mod prune;
 mod queries;
 mod records;

@@ -67,6 +67,18 @@ impl DefinitionRecord {
     }
 }
 
+/// One stored event of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: i64,
+    /// `task`, `block` or `task-state`.
+    pub kind: String,
+    pub task_id: Option<String>,
+    /// JSON text.
+    pub payload: String,
+    pub created_ms: i64,
+}
+
 /// Status of a task record, stored as its lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskStatus {
@@ -268,6 +280,8 @@ pub struct HistoryCaps {
     pub task_log_rows: usize,
     /// Ended periodic runs older than this (ms) are pruned whatever the row caps.
     pub periodic_retention_ms: i64,
+    /// Outbox events kept (the newest).
+    pub outbox_rows: usize,
 }
 
 impl Default for HistoryCaps {
@@ -278,6 +292,7 @@ impl Default for HistoryCaps {
             block_record_rows: BLOCK_RECORD_ROWS_MAX,
             task_log_rows: TASK_LOG_ROWS_MAX,
             periodic_retention_ms: PERIODIC_RECORD_RETENTION_MS,
+            outbox_rows: OUTBOX_ROWS_MAX,
         }
     }
 }

@@ -38,7 +38,9 @@ impl Tx<'_> {
         let excess = (self.counter("task_log")? - n64(caps.task_log_rows)).max(0);
         let m = self.delete_oldest("task_log", (excess as usize).min(logs_left))?;
         report.task_logs += m;
-        report.more = self.old_periodic_exists(periodic_before)?
+        let pruned = self.prune_outbox(caps.outbox_rows, batch * 8)?;
+        report.more = pruned == batch * 8
+            || self.old_periodic_exists(periodic_before)?
             || self.terminal_count()? > n64(caps.task_rows)
             || self.counter("block_record")? > n64(caps.block_record_rows)
             || self.counter("task_log")? > n64(caps.task_log_rows);

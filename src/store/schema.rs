@@ -10,7 +10,7 @@ use super::error::{Result, StoreError};
 use crate::limits;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The whole schema at `SCHEMA_VERSION`, for a new database.
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
@@ -30,6 +30,17 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
         sql: "CREATE INDEX IF NOT EXISTS task_record_status_seq ON task_record(status, seq);
               CREATE INDEX IF NOT EXISTS task_record_label_seq ON task_record(def_label, seq);
               CREATE INDEX IF NOT EXISTS task_record_created ON task_record(created_ms);",
+    },
+    // 3: the event outbox behind `/api/events` (and later webhooks).
+    Upgrade {
+        to: 3,
+        sql: "CREATE TABLE IF NOT EXISTS event_outbox (
+                  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                  kind       TEXT NOT NULL,
+                  task_id    TEXT,
+                  payload    TEXT NOT NULL,
+                  created_ms INTEGER NOT NULL
+              );",
     },
 ];
 

@@ -25,6 +25,7 @@ fn caps(task_rows: usize, block_record_rows: usize, task_log_rows: usize) -> His
         block_record_rows,
         task_log_rows,
         periodic_retention_ms: i64::MAX,
+        outbox_rows: usize::MAX >> 1,
     }
 }
 

@@ -343,7 +343,7 @@ const NEW_INDEXES: [&str; 3] = [
 ];
 
 #[test]
-fn a_version_1_database_upgrades_to_version_2_with_data_intact() {
+fn a_version_1_database_upgrades_to_the_current_version_with_data_intact() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(&dir);
     // What a fresh database looks like at the current version.
@@ -371,8 +371,7 @@ fn a_version_1_database_upgrades_to_version_2_with_data_intact() {
     let (version, indexes) = s
         .read_blocking(|rx| Ok((rx.pragma("user_version"), rx.index_names())))
         .unwrap();
-    assert_eq!(version, "2");
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(version, SCHEMA_VERSION.to_string());
     assert_eq!(indexes, fresh_indexes);
     let after = list(&s, &TaskFilter::default(), 100);
     assert_eq!(after.len(), 10);
@@ -402,6 +401,32 @@ fn a_version_1_database_upgrades_to_version_2_with_data_intact() {
     let s = inline(&dir);
     assert_eq!(
         s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap(),
-        "2"
+        SCHEMA_VERSION.to_string()
+    );
+}
+
+#[test]
+fn a_version_2_database_gets_the_event_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir);
+    let s = inline(&dir);
+    ten_tasks(&s);
+    s.close();
+    drop(s);
+    let conn = rusqlite::Connection::open(&o.path).unwrap();
+    conn.execute_batch("DROP TABLE event_outbox").unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let s = inline(&dir);
+    let version = s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+    let e = s
+        .write_blocking(|tx| tx.outbox_append("task", Some("t"), "{}", 1))
+        .unwrap();
+    assert_eq!(e.id, 1);
+    assert_eq!(
+        list(&s, &TaskFilter::default(), 100).len(),
+        10,
+        "data intact"
     );
 }
