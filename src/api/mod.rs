@@ -6,6 +6,8 @@ mod cache;
 mod defs;
 mod error;
 mod http;
+mod rds;
+mod rds_query;
 mod router;
 mod system;
 mod tasks;
