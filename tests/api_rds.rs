@@ -358,6 +358,25 @@ fn set_order_is_idempotent_on_the_record_id_and_names_what_is_wrong() {
     assert!(out["msg"].as_str().unwrap().contains("not valid JSON"));
     s.wait_status("o-1", "finished");
     assert_eq!(query_one(&s, "o-1")["status"], 1003);
+    let rec = Some(json!({"taskRecordId": "o-1"}));
+    let (code, out) = rds(&s, "POST", "/api/queryBlocksByTaskRecordId", rec.clone());
+    assert_eq!(code, 200, "{out}");
+    let blocks: Value = serde_json::from_str(out["data"].as_str().unwrap()).unwrap();
+    assert_eq!(blocks.as_array().unwrap().len(), 4, "{blocks}");
+    assert!(blocks[0]["block_name"].is_string(), "{blocks}");
+    let (code, out) = rds(&s, "POST", "/api/queryLogsByTaskRecordId", rec);
+    assert_eq!(code, 200, "{out}");
+    let logs: Value = serde_json::from_str(out["data"].as_str().unwrap()).unwrap();
+    assert_eq!(logs.as_array().unwrap().len(), 2, "{logs}");
+    assert!(
+        logs[0]["message"].as_str().unwrap().contains("start"),
+        "{logs}"
+    );
+    let nope = Some(json!({"taskRecordId": "nope"}));
+    assert_eq!(
+        rds(&s, "POST", "/api/queryLogsByTaskRecordId", nope).0,
+        9020
+    );
     s.stop();
 }
 

@@ -1,5 +1,6 @@
 //! The RDS run queries (spec §5.3): `/api/queryWindTask` (and its UI twin `/api/queryTaskRecord`),
-//! `/api/queryTaskRecordById` and `/api/queryBlocksByTaskId`, with records in RDS's shape:
+//! `/api/queryTaskRecordById`, `/api/queryBlocksByTaskId`, `/api/queryBlocksByTaskRecordId` and
+//! `/api/queryLogsByTaskRecordId`, with records in RDS's shape:
 //! status codes (queued shows as 1000), dates as `yyyy-MM-dd HH:mm:ss` local time.
 
 use super::http::Body;
@@ -294,4 +295,63 @@ async fn query_blocks_answer(app: &App, req: Request<Incoming>) -> Answer {
         })
         .collect();
     Ok(json!({"taskStatus": rds_status(&rec), "blockList": list}))
+}
+
+/// `POST /api/queryBlocksByTaskRecordId {"taskRecordId"}`: `data` is a JSON string of the full
+/// block records (snake_case keys), newest `ended_on` first (running blocks, with none, first).
+pub async fn query_block_records(app: &App, req: Request<Incoming>) -> Response<Body> {
+    reply("Success", query_block_records_answer(app, req).await)
+}
+
+async fn query_block_records_answer(app: &App, req: Request<Incoming>) -> Answer {
+    let body = object(app, req, ERROR).await?;
+    let id = opt_str(&body, "taskRecordId", ERROR)?
+        .ok_or_else(|| Rds::new(ERROR, "taskRecordId is required"))?;
+    let rec = record_of(app, id.clone()).await?;
+    let mut blocks = app
+        .sched
+        .store()
+        .read(move |rx| rx.block_records(&id, API_LIST_MAX))
+        .await
+        .map_err(Rds::store)?;
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.ended_ms.unwrap_or(i64::MAX)));
+    let rows: Vec<Value> = blocks
+        .iter()
+        .map(|b| {
+            json!({"id": b.id, "task_id": rec.def_id, "task_record_id": b.task_id,
+                "block_config_id": b.block_id.to_string(), "block_name": b.block_type,
+                "status": b.status, "started_on": date(Some(b.started_ms)),
+                "ended_on": date(b.ended_ms), "ended_reason": b.ended_reason, "remark": null,
+                "block_input_params_value": b.inputs, "block_out_params_value": b.outputs})
+        })
+        .collect();
+    Ok(json!(Value::Array(rows).to_string()))
+}
+
+/// `POST /api/queryLogsByTaskRecordId {"taskRecordId"}`: `data` is a JSON string of the run's
+/// log lines (snake_case keys, RDS's `level` as a string), oldest first.
+pub async fn query_logs(app: &App, req: Request<Incoming>) -> Response<Body> {
+    reply("Success", query_logs_answer(app, req).await)
+}
+
+async fn query_logs_answer(app: &App, req: Request<Incoming>) -> Answer {
+    let body = object(app, req, ERROR).await?;
+    let id = opt_str(&body, "taskRecordId", ERROR)?
+        .ok_or_else(|| Rds::new(ERROR, "taskRecordId is required"))?;
+    let rec = record_of(app, id.clone()).await?;
+    let logs = app
+        .sched
+        .store()
+        .read(move |rx| rx.task_logs(&id, API_LIST_MAX))
+        .await
+        .map_err(Rds::store)?;
+    let rows: Vec<Value> = logs
+        .iter()
+        .map(|l| {
+            json!({"id": l.id, "create_time": date(Some(l.created_ms)),
+                "level": l.level.to_string(), "message": l.message, "task_id": rec.def_id,
+                "task_record_id": l.task_id, "task_block_id": l.block_name})
+        })
+        .collect();
+    Ok(json!(Value::Array(rows).to_string()))
 }

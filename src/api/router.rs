@@ -73,6 +73,10 @@ pub async fn route(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
             Ok(rds_query::query_record_by_id(app, req).await)
         }
         (&M::POST, ["api", "queryBlocksByTaskId"]) => Ok(rds_query::query_blocks(app, req).await),
+        (&M::POST, ["api", "queryBlocksByTaskRecordId"]) => {
+            Ok(rds_query::query_block_records(app, req).await)
+        }
+        (&M::POST, ["api", "queryLogsByTaskRecordId"]) => Ok(rds_query::query_logs(app, req).await),
         (&M::POST, ["api", "create-taskdef", "createOrUpdateTaskDef"]) => {
             Ok(rds::create_or_update_def(app, req).await)
         }
