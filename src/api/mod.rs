@@ -7,6 +7,8 @@ mod defs;
 mod error;
 mod events;
 mod http;
+mod rds;
+mod rds_query;
 mod router;
 mod system;
 mod tasks;

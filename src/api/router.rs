@@ -4,6 +4,8 @@
 use super::error::ApiError;
 use super::http::{self, Body};
 use super::{cache, defs, events, system, tasks, App};
+use super::{rds, rds_query};
+use crate::scheduler::Control;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,6 +22,9 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     if method != Method::GET && method != Method::HEAD {
+        authorize(app, &req)?;
+    }
+    if method == Method::GET && rds::mutating_get(&seg) {
         authorize(app, &req)?;
     }
     use Method as M;
@@ -47,6 +52,37 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "cache", key]) => cache::get(app, key).await,
         (&M::PUT, ["api", "cache", key]) => cache::put(app, key, req).await,
         (&M::DELETE, ["api", "cache", key]) => cache::delete(app, key).await,
+
+        // RDS-compatible routes (spec §5): `{code, msg, data}` answers, HTTP 200.
+        (&M::POST, ["api", "set-order"]) => Ok(rds::set_order(app, req).await),
+        (&M::POST, ["api", "stop-task"]) => Ok(rds::stop_task(app, req).await),
+        (&M::POST, ["api", "stop-all-task"]) => Ok(rds::end_many(app, req, Control::Stop).await),
+        (&M::POST, ["api", "manual-end"]) => Ok(rds::end_many(app, req, Control::ManualEnd).await),
+        (&M::GET, ["api", "suspend-task", _, rec]) => {
+            Ok(rds::run_action(app, rec, Control::Pause).await)
+        }
+        (&M::GET, ["api", "start-task", _, rec]) => {
+            Ok(rds::run_action(app, rec, Control::Resume).await)
+        }
+        (&M::GET, ["api", "restart-task", _, rec]) => {
+            Ok(rds::run_action(app, rec, Control::Retry).await)
+        }
+        (&M::POST, ["api", "setTaskPriority"]) => Ok(rds::set_priority(app, req).await),
+        (&M::POST, ["api", "queryWindTask" | "queryTaskRecord"]) => {
+            Ok(rds_query::query_wind_task(app, req).await)
+        }
+        (&M::POST, ["api", "queryTaskRecordById"]) => {
+            Ok(rds_query::query_record_by_id(app, req).await)
+        }
+        (&M::POST, ["api", "queryBlocksByTaskId"]) => Ok(rds_query::query_blocks(app, req).await),
+        (&M::POST, ["api", "queryBlocksByTaskRecordId"]) => {
+            Ok(rds_query::query_block_records(app, req).await)
+        }
+        (&M::POST, ["api", "queryLogsByTaskRecordId"]) => Ok(rds_query::query_logs(app, req).await),
+        (&M::POST, ["api", "create-taskdef", "createOrUpdateTaskDef"]) => {
+            Ok(rds::create_or_update_def(app, req).await)
+        }
+        (&M::POST, ["api", "queryTaskDefById"]) => Ok(rds::query_def_by_id(app, req).await),
 
         (_, ["healthz" | "metrics"]) | (_, ["api", ..]) if known_path(&seg) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -57,7 +57,7 @@ fn opt_int(body: &Value, field: &str) -> Result<Option<i64>, ApiError> {
 }
 
 /// `inputParams` as an object, or a string holding one (RDS clients send a string).
-fn input_params(body: &Value) -> Result<Map, ApiError> {
+pub(super) fn input_params(body: &Value) -> Result<Map, ApiError> {
     let bad = || ApiError::field("inputParams", "inputParams must be a JSON object");
     match body.get("inputParams") {
         None | Some(Value::Null) => Ok(Map::new()),
