@@ -395,6 +395,33 @@ fn enabling_and_disabling_a_periodic_definition_takes_effect_at_once() {
     s.stop();
 }
 
+#[test]
+fn periodic_definitions_saved_or_deleted_through_the_api_are_rescheduled_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let mut p = definition("live", "live");
+    p["periodicTask"] = json!(1);
+    p["period"] = json!(100);
+    p["delay"] = json!(0);
+    p["ifEnable"] = json!(1);
+    let (code, out) = s.json("POST", "/api/task-defs", Some(p));
+    assert_eq!(code, 201, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs_of(&s, "live").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no run of a created periodic definition"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.json("DELETE", "/api/task-defs/live", None).0, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let settled = runs_of(&s, "live").len();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(runs_of(&s, "live").len(), settled, "no runs after delete");
+    s.stop();
+}
+
 /// Every native route of the router (`src/api/router.rs`), as OpenAPI paths.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),

@@ -205,8 +205,9 @@ pub async fn import(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
     ))
 }
 
-/// Reschedules the periodic definitions; a scheduler that is going away needs no new schedule.
-async fn reload(app: &App) {
+/// Reschedules the periodic definitions (after any change to definitions); a scheduler that is
+/// going away needs no new schedule.
+pub(super) async fn reload(app: &App) {
     if let Err(e) = app.sched.reload_periodic().await {
         log::warn!("periodic definitions not rescheduled: {e}");
     }
