@@ -109,6 +109,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
         }
     }
     let (saved, warnings) = app.sched.save_definition(raw).await?;
+    super::defs_io::reload(app).await;
     let rec = stored(app, &saved.id).await?;
     let mut v = def_json(&rec, true);
     v["warnings"] = diagnostics_json(&warnings);
@@ -136,6 +137,9 @@ pub async fn update(
     }
     raw.id = Some(id.to_string());
     let (saved, warnings) = app.sched.save_definition(raw).await?;
+    if saved.changed {
+        super::defs_io::reload(app).await;
+    }
     let rec = stored(app, id).await?;
     let mut v = def_json(&rec, true);
     v["changed"] = json!(saved.changed);
@@ -152,6 +156,7 @@ pub async fn delete(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
         .write(move |tx| tx.delete_definition(&id2))
         .await
         .map_err(ApiError::store)?;
+    super::defs_io::reload(app).await;
     Ok(http::json(
         StatusCode::OK,
         &json!({"id": id, "deleted": true}),

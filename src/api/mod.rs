@@ -4,6 +4,7 @@
 
 mod cache;
 mod defs;
+mod defs_io;
 mod error;
 mod events;
 mod http;

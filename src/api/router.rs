@@ -1,6 +1,7 @@
 //! Routing: method and path segments to handlers, with the bearer-token check for every
 //! mutating request. One table-like `match`, so every endpoint is listed in one place.
 
+use super::defs_io;
 use super::error::ApiError;
 use super::http::{self, Body};
 use super::{cache, defs, events, system, tasks, App};
@@ -37,6 +38,13 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "task-defs"]) => defs::list(app).await,
         (&M::POST, ["api", "task-defs"]) => defs::create(app, req).await,
         (&M::POST, ["api", "task-defs", "validate"]) => defs::validate(app, req).await,
+        (&M::POST, ["api", "task-defs", "import"]) => defs_io::import(app, req).await,
+        (&M::GET, ["api", "task-defs", "export"]) => defs_io::export(app, &req).await,
+        (&M::POST, ["api", "task-defs", id, "enable"]) => defs_io::set_enabled(app, id, true).await,
+        (&M::POST, ["api", "task-defs", id, "disable"]) => {
+            defs_io::set_enabled(app, id, false).await
+        }
+        (&M::GET, ["api", "openapi.json"]) => Ok(defs_io::openapi()),
         (&M::GET, ["api", "task-defs", id]) => defs::get(app, id).await,
         (&M::PUT, ["api", "task-defs", id]) => defs::update(app, id, req).await,
         (&M::DELETE, ["api", "task-defs", id]) => defs::delete(app, id).await,
@@ -104,6 +112,8 @@ fn known_path(seg: &[&str]) -> bool {
             | ["api", "task-defs"]
             | ["api", "task-defs", _]
             | ["api", "task-defs", _, "versions"]
+            | ["api", "task-defs", _, "enable" | "disable"]
+            | ["api", "openapi.json"]
             | ["api", "tasks"]
             | ["api", "tasks", _]
             | ["api", "tasks", _, _]

@@ -109,6 +109,7 @@ impl Driver {
             } => self.priority(id, priority, reply),
             Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
             Command::Cache { key, value, reply } => self.cache_write(key, value, reply),
+            Command::ReloadPeriodic { reply } => self.reload_periodic(reply),
         }
     }
 

@@ -59,6 +59,8 @@ pub(super) enum Completion {
         def_id: String,
         tick: super::periodic::Tick,
     },
+    /// The periodic definitions were read again (`seq` orders concurrent reloads).
+    PeriodicLoaded(Box<super::periodic::Reloaded>),
     /// A control command read the run's record; continue it in the driver.
     ControlRead(Box<super::control::ControlRead>),
 }
@@ -120,6 +122,8 @@ pub(super) struct Driver {
     failures: HashMap<String, u32>,
     pub shutting_down: Option<tokio::sync::oneshot::Sender<()>>,
     pub periodic: Vec<super::periodic::Periodic>,
+    /// Periodic reloads started / the newest one applied (an older read never overrides).
+    pub periodic_seq: (u64, u64),
 }
 
 impl Driver {
@@ -169,6 +173,7 @@ impl Driver {
             failures: HashMap::new(),
             shutting_down: None,
             periodic,
+            periodic_seq: (0, 0),
             shared,
         })
     }
@@ -300,6 +305,7 @@ impl Driver {
                 }
             },
             Completion::Ticked { def_id, tick } => self.ticked(&def_id, tick),
+            Completion::PeriodicLoaded(r) => self.periodic_loaded(*r),
             Completion::CacheWritten {
                 key,
                 value,

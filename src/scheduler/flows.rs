@@ -106,6 +106,28 @@ impl std::fmt::Display for SaveError {
 
 impl std::error::Error for SaveError {}
 
+/// The stored form of a definition whose compiled flow is `flow`; a missing `raw.id` becomes a
+/// new UUID first (the body carries the id).
+pub fn new_definition(raw: &mut RawDefinition, flow: &Flow, now_ms: i64) -> NewDefinition {
+    let id = raw
+        .id
+        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+        .clone();
+    let periodic = flow.periodic;
+    NewDefinition {
+        id,
+        label: raw.label.clone(),
+        body: raw.to_json().to_string(),
+        periodic: periodic.is_some(),
+        if_enable: periodic.is_some_and(|p| p.enabled),
+        period_ms: periodic.map_or(compile::DEFAULT_PERIOD_MS, |p| p.period_ms),
+        delay_ms: periodic.map_or(compile::DEFAULT_DELAY_MS, |p| p.delay_ms),
+        release_sites: raw.release_sites,
+        release_always: raw.release_always,
+        now_ms,
+    }
+}
+
 /// Compiles `raw` and stores it (a new version when it changed). A definition without an id
 /// gets a new UUID. Returns the stored id/version and the warnings.
 pub async fn save(
@@ -118,23 +140,7 @@ pub async fn save(
         return Err(SaveError::Invalid(compiled.diagnostics));
     }
     let flow = compiled.flow.expect("no errors");
-    let id = raw
-        .id
-        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-        .clone();
-    let periodic = flow.periodic;
-    let new = NewDefinition {
-        id,
-        label: raw.label.clone(),
-        body: raw.to_json().to_string(),
-        periodic: periodic.is_some(),
-        if_enable: periodic.is_some_and(|p| p.enabled),
-        period_ms: periodic.map_or(compile::DEFAULT_PERIOD_MS, |p| p.period_ms),
-        delay_ms: periodic.map_or(compile::DEFAULT_DELAY_MS, |p| p.delay_ms),
-        release_sites: raw.release_sites,
-        release_always: raw.release_always,
-        now_ms,
-    };
+    let new = new_definition(&mut raw, &flow, now_ms);
     let saved = store
         .write(move |tx| tx.save_definition(&new))
         .await

@@ -21,7 +21,7 @@ mod tests_bounds;
 mod timers;
 
 pub use admission::{SubmitError, SubmitRequest, Submitted};
-pub use flows::{compile_record, FlowCache, SaveError};
+pub use flows::{compile_record, new_definition, FlowCache, SaveError};
 pub use host::{local_time, Clock};
 pub use ready::level_of;
 
@@ -38,7 +38,7 @@ pub(crate) mod sizes {
 use crate::flow::compile::Diagnostic;
 use crate::flow::load::RawDefinition;
 use crate::limits;
-use crate::store::{SavedDefinition, Store, StoreError, TaskRecord, TaskStatus};
+use crate::store::{NewDefinition, SavedDefinition, Store, StoreError, TaskRecord, TaskStatus};
 use crate::tasks::{Tasks, TooManyTasks};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -202,6 +202,10 @@ enum Command {
         value: Option<String>,
         reply: oneshot::Sender<Result<bool, String>>,
     },
+    /// Read the periodic definitions again and reschedule (after enable/disable or an import).
+    ReloadPeriodic {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 struct Shared {
@@ -290,6 +294,33 @@ impl Scheduler {
     ) -> Result<(SavedDefinition, Vec<Diagnostic>), SaveError> {
         let _permit = self.shared.saves.acquire().await;
         flows::save(&self.shared.store, raw, self.now_ms()).await
+    }
+
+    /// Stores several compiled definitions in one store transaction (an import): all of them or,
+    /// on any error, none. `replace` false refuses ids that exist (`Conflict`).
+    pub async fn save_definitions(
+        &self,
+        defs: Vec<NewDefinition>,
+        replace: bool,
+    ) -> Result<Vec<SavedDefinition>, StoreError> {
+        let _permit = self.shared.saves.acquire().await;
+        self.shared
+            .store
+            .write(move |tx| tx.save_definitions(&defs, replace))
+            .await
+    }
+
+    /// Makes the driver read the periodic definitions again, so enabling, disabling or changing
+    /// one takes effect without a restart. Answers once the new schedule is in place.
+    pub async fn reload_periodic(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || "the scheduler is shutting down".to_string();
+        self.shared
+            .commands
+            .send(Command::ReloadPeriodic { reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     /// Admits a run: committed as queued before this returns.

@@ -7,6 +7,7 @@ use super::Shared;
 use crate::limits::PERIODIC_DEFINITIONS_MAX;
 use crate::store::{DefinitionRecord, StoreError};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// One scheduled periodic definition.
 pub(super) struct Periodic {
@@ -15,6 +16,13 @@ pub(super) struct Periodic {
     next_ms: i64,
     /// A tick's check-and-submit is in flight.
     ticking: bool,
+}
+
+/// A reload's read of the periodic definitions, back at the driver.
+pub(super) struct Reloaded {
+    seq: u64,
+    defs: Result<Vec<DefinitionRecord>, StoreError>,
+    reply: oneshot::Sender<Result<(), String>>,
 }
 
 /// What a tick did.
@@ -81,6 +89,46 @@ impl Driver {
         }
     }
 
+    /// Starts reading the periodic definitions again (one store read in flight per reload; the
+    /// command channel and `has_room` bound how many).
+    pub(super) fn reload_periodic(&mut self, reply: oneshot::Sender<Result<(), String>>) {
+        self.periodic_seq.0 += 1;
+        let seq = self.periodic_seq.0;
+        let shared = self.shared.clone();
+        self.inflight.push(Box::pin(async move {
+            let defs = load(&shared).await;
+            Completion::PeriodicLoaded(Box::new(Reloaded { seq, defs, reply }))
+        }));
+    }
+
+    /// A reload's read is back: definitions still scheduled keep their next tick (and a tick in
+    /// flight), new ones start after their delay, disabled or deleted ones are dropped. A read
+    /// older than one already applied is not applied (a newer read saw at least as much).
+    pub(super) fn periodic_loaded(&mut self, r: Reloaded) {
+        let defs = match r.defs {
+            Ok(defs) => defs,
+            Err(e) => {
+                let _ = r
+                    .reply
+                    .send(Err(format!("reading periodic definitions: {e}")));
+                return;
+            }
+        };
+        if r.seq > self.periodic_seq.1 {
+            self.periodic_seq.1 = r.seq;
+            let now = self.shared.clock.now_ms();
+            let mut next = schedule(defs, now);
+            for p in next.iter_mut() {
+                if let Some(old) = self.periodic.iter().find(|o| o.def_id == p.def_id) {
+                    p.next_ms = old.next_ms.min(now + p.period_ms);
+                    p.ticking = old.ticking;
+                }
+            }
+            self.periodic = next;
+        }
+        let _ = r.reply.send(Ok(()));
+    }
+
     /// A tick ended: the next one is a period later.
     pub(super) fn ticked(&mut self, def_id: &str, tick: Tick) {
         let now = self.shared.clock.now_ms();
@@ -132,6 +180,16 @@ mod tests {
         d.period_ms = 10;
         d.delay_ms = 500;
         d
+    }
+
+    #[test]
+    fn a_reschedule_keeps_the_ticks_of_definitions_still_enabled() {
+        let old = schedule(vec![def(1, true), def(2, true)], 0);
+        assert_eq!(old.len(), 2);
+        let next = schedule(vec![def(2, true), def(3, false)], 100);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].def_id, "p2");
+        assert_eq!(next[0].next_ms, 600);
     }
 
     #[test]

@@ -141,6 +141,27 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Saves several definitions as one unit (an import). Any error — a label taken, an id that
+    /// exists while `replace` is false, a body over the limit — fails the job, and the writer
+    /// rolls the whole job back: nothing of the import is written.
+    pub fn save_definitions(
+        &mut self,
+        defs: &[NewDefinition],
+        replace: bool,
+    ) -> Result<Vec<SavedDefinition>> {
+        let mut saved = Vec::with_capacity(defs.len());
+        for d in defs {
+            if !replace && self.definition(&d.id)?.is_some_and(|c| !c.deleted) {
+                return Err(StoreError::Conflict(format!(
+                    "task definition {:?} exists",
+                    d.id
+                )));
+            }
+            saved.push(self.save_definition(d)?);
+        }
+        Ok(saved)
+    }
+
     /// Soft delete: versions stay (runs pinned to them keep working), the label becomes free.
     /// False when there is no live definition with this id.
     pub fn delete_definition(&mut self, id: &str) -> Result<bool> {
@@ -240,5 +261,50 @@ impl Rx<'_> {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map([], def_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{inline, new_def};
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_import_that_fails_part_way_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = inline(&dir);
+        store
+            .write_blocking(|tx| tx.save_definition(&new_def("x", "taken", "{}")))
+            .unwrap();
+        // The second definition's label is taken: the first must not stay written.
+        let defs = vec![new_def("a", "fresh", "{}"), new_def("b", "taken", "{}")];
+        let err = store
+            .write_blocking(move |tx| tx.save_definitions(&defs, false))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(store
+            .read_blocking(|rx| rx.definition("a"))
+            .unwrap()
+            .is_none());
+        // An existing id is refused unless replacing; replacing makes a new version.
+        let defs = vec![new_def("x", "taken", "{\"v\":2}")];
+        let d2 = defs.clone();
+        assert!(store
+            .write_blocking(move |tx| tx.save_definitions(&d2, false))
+            .is_err());
+        let saved = store
+            .write_blocking(move |tx| tx.save_definitions(&defs, true))
+            .unwrap();
+        assert_eq!(saved[0].version, 2);
+        // An oversized body fails the job after good ones: still nothing written.
+        let big = "x".repeat(crate::limits::DEFINITION_BYTES_MAX + 1);
+        let defs = vec![new_def("c", "c", "{}"), new_def("d", "d", &big)];
+        assert!(store
+            .write_blocking(move |tx| tx.save_definitions(&defs, false))
+            .is_err());
+        assert!(store
+            .read_blocking(|rx| rx.definition("c"))
+            .unwrap()
+            .is_none());
     }
 }
