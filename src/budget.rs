@@ -133,6 +133,7 @@ fn item(
 /// Every bounded structure for `config`, in the order `vwed limits` prints them.
 pub fn items(config: &Config) -> Vec<Item> {
     let mut out = scheduler_items(config);
+    out.extend(api_items());
     out.extend(store_items(config));
     out.extend(thread_items());
     out
@@ -271,6 +272,35 @@ fn store_items(_config: &Config) -> Vec<Item> {
             SQLITE_HARD_HEAP_LIMIT_BYTES - page_caches,
             "SQLITE_HARD_HEAP_LIMIT_BYTES bounds all SQLite heap (page caches included, \
              statements, schema); this is the rest after the page caches",
+        ),
+    ]
+}
+
+/// The HTTP API with its default limits (`vwed limits` does not read a config file yet).
+fn api_items() -> Vec<Item> {
+    let event = size_of::<crate::store::OutboxEvent>() + OUTBOX_EVENT_BYTES_MAX;
+    vec![
+        item(
+            "http request bodies",
+            HTTP_CONNECTIONS_MAX,
+            "bodies",
+            REQUEST_BODY_BYTES_MAX,
+            "one body of at most REQUEST_BODY_BYTES_MAX per connection (HTTP_CONNECTIONS_MAX)",
+        ),
+        item(
+            "event stream pages",
+            HTTP_CONNECTIONS_MAX * SSE_REPLAY_PAGE,
+            "events",
+            event,
+            "an /api/events stream holds one replay page of SSE_REPLAY_PAGE events; every \
+             connection could be one",
+        ),
+        item(
+            "outbox live buffer",
+            OUTBOX_LIVE_BUFFER,
+            "events",
+            event,
+            "committed events kept for live /api/events clients (a lagging one re-reads the store)",
         ),
     ]
 }

@@ -183,6 +183,10 @@ pub const TASK_LOG_ROWS_MAX: usize = 500_000;
 /// explicit `reset` event, never a silent gap.
 pub const OUTBOX_ROWS_MAX: usize = 20_000;
 
+/// Bytes of one outbox event's payload at most: its reason and state description are cut at
+/// `LOG_LINE_BYTES_MAX` and `STATE_DESCRIPTION_BYTES_MAX`; the rest is ids and names.
+pub const OUTBOX_EVENT_BYTES_MAX: usize = LOG_LINE_BYTES_MAX + STATE_DESCRIPTION_BYTES_MAX + 1024;
+
 /// Committed outbox events buffered in memory for live `/api/events` clients. A client that
 /// falls further behind re-reads the missed events from the outbox by id.
 pub const OUTBOX_LIVE_BUFFER: usize = 1_024;
@@ -313,11 +317,12 @@ pub const RUNTIME_THREAD_STACK_BYTES: usize = 2 * 1024 * 1024;
 
 /// HTTP connections served at once (default of `[http] connections_max`). Further connections
 /// wait in the listen backlog until one closes.
-pub const HTTP_CONNECTIONS_MAX: usize = 64;
+pub const HTTP_CONNECTIONS_MAX: usize = 32;
 
 /// Bytes of one request body (default of `[http] body_bytes_max`). A larger body is refused
-/// with 413 naming the limit, before it is read.
-pub const REQUEST_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// with 413 naming the limit, before it is read. Real `.task` exports are a few KiB; raise it in
+/// the config for bigger imports (the memory budget grows by connections × this).
+pub const REQUEST_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 /// Milliseconds a client has to send its request headers (default of
 /// `[http] header_timeout_ms`). A client that does not send them in time is disconnected.
@@ -357,7 +362,7 @@ pub const TOKEN_CHARS_MIN: usize = 16;
 // ---------------------------------------------------------------------------------------------
 
 /// Outbox events one `/api/events` replay read fetches (a replay is paged, never loaded whole).
-pub const SSE_REPLAY_PAGE: usize = 256;
+pub const SSE_REPLAY_PAGE: usize = 64;
 
 /// Quiet time after which an `/api/events` stream sends a keep-alive comment (a dead client is
 /// noticed when the write fails).

@@ -36,8 +36,8 @@ fn assert_defaults(c: &Config) {
     assert_eq!(c.scheduler.ready_ring_capacity, limits::READY_RING_CAPACITY);
     assert_eq!(c.scheduler.aging_step_ms, limits::AGING_STEP_MS);
     assert_eq!(c.http, HttpConfig::default());
-    assert_eq!(c.http.connections_max, 64);
-    assert_eq!(c.http.body_bytes_max, 4 * 1024 * 1024);
+    assert_eq!(c.http.connections_max, 32);
+    assert_eq!(c.http.body_bytes_max, 2 * 1024 * 1024);
     assert_eq!(c.http.header_timeout_ms, 10_000);
     assert_eq!(c.http.handler_timeout_ms, 30_000);
 }
