@@ -5,7 +5,7 @@
 #   dist/vwed-<version>-<target>.tar.gz
 # holding the binary, schema.sql, systemd/vwed.service, README.md and assets/vwed.example.toml.
 #
-# Usage: scripts/release.sh            (both targets)
+# Usage: scripts/release.sh [VERSION]  (both targets; VERSION must match Cargo.toml)
 #        TARGETS="aarch64-unknown-linux-musl" scripts/release.sh
 #
 # Missing tools are installed when possible (rustup targets, `pip install ziglang`,
@@ -26,6 +26,10 @@ step() { echo "==> $*" >&2; }
 
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || die "cannot read the package version from Cargo.toml"
+# `scripts/release.sh VERSION`: the version to release must be the one Cargo.toml builds.
+if [ $# -gt 0 ] && [ "$1" != "$version" ]; then
+    die "VERSION $1 is not the version in Cargo.toml ($version): bump Cargo.toml first"
+fi
 
 # ---- tools --------------------------------------------------------------------------------------
 
