@@ -78,6 +78,20 @@ impl Server {
         (status, text)
     }
 
+    /// The whole raw response (status line, headers and body).
+    fn raw_with_headers(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        (raw[9..12].parse().unwrap(), raw)
+    }
+
     fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let text = body.map(|b| b.to_string());
         let (status, out) = self.call(method, path, text.as_deref(), &[]);
@@ -672,5 +686,39 @@ fn rds_mutations_including_the_get_ones_need_the_token() {
     let (http, text) = s.call("POST", "/api/queryWindTask", Some("{}"), &[]);
     assert_eq!(http, 401, "every POST needs the token, queries too: {text}");
     assert_eq!(s.call("POST", "/api/queryWindTask", Some("{}"), &ok).0, 200);
+    s.stop();
+}
+
+#[test]
+fn batch_export_task_writes_a_task_file_rds_can_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let body = r#"["demo-bench", "demo-while-break"]"#;
+    let (status, raw) = s.raw_with_headers("POST", "/api/windTaskdef/batchExportTask", Some(body));
+    assert_eq!(status, 200);
+    assert!(raw.contains("application/octet-stream"), "{raw}");
+    assert!(raw.contains("taskDef.task"), "{raw}");
+    let text = raw.split_once("\r\n\r\n").unwrap().1;
+    let file: Value = serde_json::from_str(text).unwrap();
+    let defs = file.as_array().unwrap();
+    assert_eq!(defs.len(), 2);
+    assert!(
+        defs.iter().all(|d| d["detail"].is_string()),
+        "detail is a JSON string"
+    );
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/windTaskdef/batchExportTask",
+        Some(json!(["nope"])),
+    );
+    assert_eq!(code, 9000);
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/windTaskdef/batchExportTask",
+        Some(json!({"id": 1})),
+    );
+    assert_eq!(code, 9000);
     s.stop();
 }

@@ -263,18 +263,63 @@ fn export_json(d: &DefinitionRecord) -> Result<Value, ApiError> {
 
 /// `GET /api/task-defs/export[?ids=a,b]`: a `.task` array RDS can import.
 pub async fn export(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let ids: Option<Vec<String>> =
-        http::query(req)
-            .into_iter()
-            .find(|(k, _)| k == "ids")
-            .map(|(_, v)| {
-                let mut seen = BTreeSet::new();
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty() && seen.insert(s.to_string()))
-                    .map(String::from)
-                    .collect()
-            });
+    let ids: Option<Vec<String>> = http::query(req)
+        .into_iter()
+        .find(|(k, _)| k == "ids")
+        .map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect());
+    let items = export_items(app, ids).await?;
+    let mut resp = http::json(StatusCode::OK, &Value::Array(items));
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("attachment; filename=\"vwed-export.task\""),
+    );
+    Ok(resp)
+}
+
+/// RDS `POST /api/windTaskdef/batchExportTask` with `["id", ...]`: the `.task` file
+/// `taskDef.task` as `application/octet-stream`; a bad body or unknown ids answer RDS's
+/// envelope with code 9000.
+pub async fn rds_batch_export(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let ids = match http::read_json(req, app.config.body_bytes_max).await {
+        Ok(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect::<Vec<_>>(),
+        Ok(_) => return rds_error("the body must be a JSON array of definition ids"),
+        Err(e) => return rds_error(&e.message),
+    };
+    match export_items(app, Some(ids)).await {
+        Ok(items) => {
+            let text = serde_json::to_vec(&Value::Array(items)).unwrap_or_default();
+            let mut resp = http::text(StatusCode::OK, "application/octet-stream", String::new());
+            *resp.body_mut() = http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                hyper::body::Bytes::from(text),
+            ));
+            resp.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                header::HeaderValue::from_static("attachment; filename=\"taskDef.task\""),
+            );
+            resp
+        }
+        Err(e) => rds_error(&e.message),
+    }
+}
+
+fn rds_error(message: &str) -> Response<Body> {
+    http::json(
+        StatusCode::OK,
+        &json!({"code": 9000, "msg": message, "data": null}),
+    )
+}
+
+/// The `.task` entries of `ids` (deduplicated; all live definitions when `None`).
+async fn export_items(app: &App, ids: Option<Vec<String>>) -> Result<Vec<Value>, ApiError> {
+    let ids: Option<Vec<String>> = ids.map(|ids| {
+        let mut seen = BTreeSet::new();
+        ids.into_iter()
+            .filter(|s| !s.is_empty() && seen.insert(s.clone()))
+            .collect()
+    });
     if ids.as_ref().is_some_and(|ids| ids.len() > API_LIST_MAX) {
         return Err(ApiError::field(
             "ids",
@@ -309,16 +354,7 @@ pub async fn export(app: &App, req: &Request<Incoming>) -> Result<Response<Body>
             e.details = Some(Box::new(json!({ "ids": missing })));
             e
         })?;
-    let items = defs
-        .iter()
-        .map(export_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut resp = http::json(StatusCode::OK, &Value::Array(items));
-    resp.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        header::HeaderValue::from_static("attachment; filename=\"vwed-export.task\""),
-    );
-    Ok(resp)
+    defs.iter().map(export_json).collect()
 }
 
 /// `POST /api/task-defs/{id}/enable` and `/disable`: sets `ifEnable` of a periodic definition

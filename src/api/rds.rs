@@ -403,3 +403,8 @@ async fn query_def_answer(app: &App, req: Request<Incoming>) -> Answer {
     }
     Ok(json!(rds_query::snake_keys(&row).to_string()))
 }
+
+/// `POST /api/windTaskdef/batchExportTask` (`["id", ...]` → the file `taskDef.task`).
+pub async fn batch_export(app: &App, req: Request<Incoming>) -> Response<Body> {
+    super::defs_io::rds_batch_export(app, req).await
+}

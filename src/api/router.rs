@@ -91,6 +91,9 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
             Ok(rds::create_or_update_def(app, req).await)
         }
         (&M::POST, ["api", "queryTaskDefById"]) => Ok(rds::query_def_by_id(app, req).await),
+        (&M::POST, ["api", "windTaskdef", "batchExportTask"]) => {
+            Ok(rds::batch_export(app, req).await)
+        }
 
         (_, ["healthz" | "metrics"]) | (_, ["api", ..]) if known_path(&seg) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
