@@ -1,4 +1,4 @@
--- vwed SQLite schema, version 3 (PRAGMA user_version). This file is the WHOLE schema at the
+-- vwed SQLite schema, version 4 (PRAGMA user_version). This file is the WHOLE schema at the
 -- current version: a new database gets it in one IMMEDIATE transaction. Older databases are
 -- brought up to date by the upgrade steps in src/store/schema.rs, so a change here needs a step
 -- there and a bump of SCHEMA_VERSION. Row counts that must be cheap (backlog, history caps,
@@ -169,4 +169,10 @@ CREATE TABLE event_outbox (
     task_id    TEXT,
     payload    TEXT NOT NULL,
     created_ms INTEGER NOT NULL
+);
+
+-- Webhook delivery: the last outbox id each webhook (by URL) acknowledged or skipped.
+CREATE TABLE webhook_cursor (
+    url     TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL
 );

@@ -375,6 +375,36 @@ pub const API_LIST_DEFAULT: usize = 100;
 /// this constant. Block records and logs of a task are listed up to this many.
 pub const API_LIST_MAX: usize = 1_000;
 
+/// Webhooks (`[[webhook]]` tables) one configuration may declare; a ninth is refused at load
+/// with an error naming `webhook` and this constant. Also the most webhook requests in flight
+/// (one per webhook).
+pub const WEBHOOKS_MAX: usize = 8;
+
+/// Outbox events a webhook reads from the store at once; the rest wait for the next page, so a
+/// webhook far behind holds at most this many events in memory.
+pub const WEBHOOK_BATCH: usize = 32;
+
+/// Total time one delivery attempt may take (connect, send, response head and body); past it
+/// the attempt counts as failed and is retried with backoff.
+pub const WEBHOOK_TIMEOUT_MS: u64 = 5_000;
+
+/// Bytes of a webhook response body read; a larger body makes the attempt fail (and retry), so
+/// a receiver cannot make the appliance buffer more.
+pub const WEBHOOK_RESPONSE_BYTES_MAX: usize = 16 * 1024;
+
+/// First wait before retrying a failed webhook delivery; each further failure doubles it.
+pub const WEBHOOK_RETRY_BASE_MS: u64 = 500;
+
+/// Longest wait between retries of one webhook delivery; the doubling stops here.
+pub const WEBHOOK_RETRY_MAX_MS: u64 = 30_000;
+
+/// Attempts to deliver one event to one webhook; after the last failure the event is logged,
+/// counted as dropped and the webhook moves on to the next event.
+pub const WEBHOOK_ATTEMPTS_MAX: u32 = 8;
+
+/// Characters a webhook `secret` must have at least; a shorter one is refused at load.
+pub const WEBHOOK_SECRET_CHARS_MIN: usize = 16;
+
 // ---------------------------------------------------------------------------------------------
 // Compile-time relationships
 // ---------------------------------------------------------------------------------------------
@@ -400,3 +430,5 @@ const _: () = assert!(BACKLOG_MAX <= CONFIG_BACKLOG_MAX);
 const _: () = assert!(READY_RING_CAPACITY <= CONFIG_READY_RING_CAPACITY_MAX);
 const _: () = assert!(HTTP_CONNECTIONS_MAX <= CONFIG_HTTP_CONNECTIONS_MAX);
 const _: () = assert!(REQUEST_BODY_BYTES_MAX <= CONFIG_REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(WEBHOOK_RETRY_BASE_MS <= WEBHOOK_RETRY_MAX_MS);
+const _: () = assert!(WEBHOOKS_MAX < TASKS_TRACKED_MAX);

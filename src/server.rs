@@ -66,7 +66,19 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         header_timeout_ms: config.http.header_timeout_ms,
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
-    let app = App::new(sched.clone(), api_config);
+    let hook_stats = api::webhooks::WebhookStats::new(&config.webhooks);
+    let app = App::new(sched.clone(), api_config, hook_stats.clone());
+    if !config.webhooks.is_empty() {
+        // Subscribed before the cursors are read, so no committed event goes unnoticed.
+        let outbox = sched.subscribe_outbox();
+        let delivery =
+            api::webhooks::Delivery::prepare(store.clone(), config.webhooks.clone(), hook_stats)
+                .await
+                .map_err(|e| format!("cannot read the webhook cursors: {e}"))?;
+        tasks
+            .spawn("webhooks", delivery.run(outbox, app.stopping()))
+            .map_err(|e| e.to_string())?;
+    }
     let serve = api::serve(listener, app.clone(), tasks.clone());
     tasks
         .spawn("http-accept", serve)

@@ -13,6 +13,7 @@ mod rds_query;
 mod router;
 mod system;
 mod tasks;
+pub mod webhooks;
 
 pub use error::ApiError;
 
@@ -63,11 +64,17 @@ pub struct App {
     permits: Arc<Semaphore>,
     /// Turns true on shutdown: the accept loop, connections and event streams end.
     stop: watch::Sender<bool>,
+    /// Delivery counters of the configured webhooks (empty without any).
+    pub webhooks: Arc<webhooks::WebhookStats>,
 }
 
 impl App {
     /// The state handlers share.
-    pub fn new(sched: Scheduler, config: ApiConfig) -> Arc<App> {
+    pub fn new(
+        sched: Scheduler,
+        config: ApiConfig,
+        webhooks: Arc<webhooks::WebhookStats>,
+    ) -> Arc<App> {
         let permits = Arc::new(Semaphore::new(config.connections_max));
         Arc::new(App {
             sched,
@@ -77,6 +84,7 @@ impl App {
             counters: ApiCounters::default(),
             permits,
             stop: watch::channel(false).0,
+            webhooks,
         })
     }
 

@@ -82,6 +82,7 @@ async fn snapshot(app: &App) -> Result<Value, ApiError> {
             "httpHandlerTimeouts": c.handler_timeouts.load(Relaxed),
             "httpUnauthorized": c.unauthorized.load(Relaxed),
         },
+        "webhooks": app.webhooks.to_json(),
     }))
 }
 

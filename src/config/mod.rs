@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "log",
     "scheduler",
     "http",
+    "webhook",
 ];
 const SCHEDULER_KEYS: &[&str] = &[
     "runs_active_max",
@@ -43,6 +44,126 @@ const HTTP_KEYS: &[&str] = &[
     "handler_timeout_ms",
 ];
 
+const WEBHOOK_KEYS: &[&str] = &["url", "events", "secret"];
+
+/// Outbox event kinds a webhook may ask for.
+pub const WEBHOOK_EVENT_KINDS: &[&str] = &["task", "block", "task-state"];
+
+/// One `[[webhook]]`: where to POST outbox events, which kinds, and the HMAC secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// As configured, `http://host:port/path`; also the key of its stored cursor.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// Kinds delivered, a subset of [`WEBHOOK_EVENT_KINDS`].
+    pub events: Vec<String>,
+    /// Key of the `X-Vwed-Signature` HMAC-SHA256, at least `WEBHOOK_SECRET_CHARS_MIN` characters.
+    pub secret: String,
+}
+
+impl fmt::Debug for WebhookConfig {
+    /// Never prints the secret: configurations end up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// Checks and splits a webhook; the error says what is wrong and the field it concerns
+    /// (`url`, `events` or `secret`).
+    pub fn new(
+        url: &str,
+        events: Option<&[String]>,
+        secret: &str,
+    ) -> Result<WebhookConfig, (&'static str, String)> {
+        let (host, port, path) = parse_http_url(url).map_err(|m| ("url", m))?;
+        let events = match events {
+            None => WEBHOOK_EVENT_KINDS.iter().map(|k| k.to_string()).collect(),
+            Some([]) => return Err(("events", "must name at least one kind".into())),
+            Some(list) => {
+                if let Some(bad) = list
+                    .iter()
+                    .find(|k| !WEBHOOK_EVENT_KINDS.contains(&k.as_str()))
+                {
+                    return Err((
+                        "events",
+                        format!("{bad:?} is not one of {}", WEBHOOK_EVENT_KINDS.join(", ")),
+                    ));
+                }
+                list.to_vec()
+            }
+        };
+        let chars = secret.chars().count();
+        if chars < limits::WEBHOOK_SECRET_CHARS_MIN {
+            return Err((
+                "secret",
+                format!(
+                    "must have at least WEBHOOK_SECRET_CHARS_MIN ({}) characters; this one has {chars}",
+                    limits::WEBHOOK_SECRET_CHARS_MIN
+                ),
+            ));
+        }
+        Ok(WebhookConfig {
+            url: url.to_string(),
+            host,
+            port,
+            path,
+            events,
+            secret: secret.to_string(),
+        })
+    }
+
+    /// Whether events of `kind` go to this webhook.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.iter().any(|k| k == kind)
+    }
+}
+
+/// Splits `http://host:port/path` (port defaults to 80, path to `/`). `https` is refused: the
+/// binary has no TLS.
+fn parse_http_url(url: &str) -> Result<(String, u16, String), String> {
+    if url
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+    {
+        return Err(format!(
+            "{url:?}: https is not supported (the binary has no TLS); use http:// to a local \
+             receiver or a TLS-terminating proxy"
+        ));
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url:?} is not an http://host:port/path URL"))?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    let bad = || format!("{url:?} is not an http://host:port/path URL");
+    if authority.contains('@') || path.contains(['#', ' ']) {
+        return Err(bad());
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?}: bad port {p:?}"))?,
+        ),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port, path))
+}
+
 /// The validated configuration of `vwed serve`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,6 +177,8 @@ pub struct Config {
     pub log: Option<String>,
     pub scheduler: scheduler::Config,
     pub http: HttpConfig,
+    /// `[[webhook]]` tables, at most `WEBHOOKS_MAX`, URLs distinct.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// Bounds of the HTTP API (`[http]`).
@@ -90,6 +213,7 @@ impl Default for Config {
             log: None,
             scheduler: scheduler::Config::default(),
             http: HttpConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -178,6 +302,7 @@ fn known_keys_beside(key: &str) -> &'static [&'static str] {
     match key.split_once('.') {
         Some(("scheduler", _)) => SCHEDULER_KEYS,
         Some(("http", _)) => HTTP_KEYS,
+        Some(("webhook", _)) => WEBHOOK_KEYS,
         _ => TOP_KEYS,
     }
 }
@@ -316,6 +441,7 @@ impl FileValues<'_> {
         if let Some(table) = self.table_at("http", HTTP_KEYS)? {
             self.apply_http(table, &mut config.http)?;
         }
+        config.webhooks = self.webhooks()?;
         Ok(data_dir)
     }
 
@@ -370,6 +496,59 @@ impl FileValues<'_> {
             h.handler_timeout_ms = v;
         }
         Ok(())
+    }
+
+    fn webhooks(&self) -> Result<Vec<WebhookConfig>, ConfigError> {
+        let Some(value) = self.table.get("webhook") else {
+            return Ok(Vec::new());
+        };
+        let not_tables = || self.wrong_type("webhook", "an array of tables ([[webhook]])", value);
+        let array = value.as_array().ok_or_else(not_tables)?;
+        if array.len() > limits::WEBHOOKS_MAX {
+            return Err(self.invalid(
+                "webhook",
+                format!(
+                    "{} webhooks; at most WEBHOOKS_MAX ({})",
+                    array.len(),
+                    limits::WEBHOOKS_MAX
+                ),
+            ));
+        }
+        let mut out: Vec<WebhookConfig> = Vec::new();
+        for item in array {
+            let t = item.as_table().ok_or_else(not_tables)?;
+            self.check_keys(t, "webhook", WEBHOOK_KEYS)?;
+            let url = self
+                .string(t, "url")
+                .map_err(|e| self.rename(e, "webhook.url"))?
+                .ok_or_else(|| self.invalid("webhook.url", "is required".into()))?;
+            let events = match t.get("events") {
+                None => None,
+                Some(_) => Some(
+                    self.strings(t, "events")
+                        .map_err(|e| self.rename(e, "webhook.events"))?,
+                ),
+            };
+            let secret = self
+                .string(t, "secret")
+                .map_err(|e| self.rename(e, "webhook.secret"))?
+                .ok_or_else(|| self.invalid("webhook.secret", "is required".into()))?;
+            let hook = WebhookConfig::new(&url, events.as_deref(), &secret)
+                .map_err(|(field, m)| self.invalid(&format!("webhook.{field}"), m))?;
+            if out.iter().any(|h| h.url == hook.url) {
+                return Err(self.invalid("webhook.url", format!("{url:?} appears twice")));
+            }
+            out.push(hook);
+        }
+        Ok(out)
+    }
+
+    /// The same error about `key` (the full name) instead of the bare key.
+    fn rename(&self, e: ConfigError, key: &str) -> ConfigError {
+        match e {
+            ConfigError::Invalid { message, .. } => self.invalid(key, message),
+            other => other,
+        }
     }
 
     fn check_keys(&self, t: &toml::Table, prefix: &str, known: &[&str]) -> Result<(), ConfigError> {

@@ -319,3 +319,126 @@ fn a_missing_or_oversized_file_is_an_io_error() {
     let e = load_text(&big, &[]).0.unwrap_err();
     assert!(e.to_string().contains("CONFIG_FILE_BYTES_MAX"), "{e}");
 }
+
+const HOOK_SECRET: &str = "0123456789abcdef";
+
+#[test]
+fn webhooks_parse_with_default_events() {
+    let text = format!(
+        "[[webhook]]\nurl = \"http://127.0.0.1:9000/hook?x=1\"\nsecret = \"{HOOK_SECRET}\"\n\
+         [[webhook]]\nurl = \"http://recv.local/\"\nevents = [\"task\"]\nsecret = \"{HOOK_SECRET}\"\n"
+    );
+    let c = load_text(&text, &[]).0.unwrap();
+    assert_eq!(c.webhooks.len(), 2);
+    let a = &c.webhooks[0];
+    assert_eq!(
+        (a.host.as_str(), a.port, a.path.as_str()),
+        ("127.0.0.1", 9000, "/hook?x=1")
+    );
+    assert!(a.wants("task") && a.wants("block") && a.wants("task-state"));
+    let b = &c.webhooks[1];
+    assert_eq!(
+        (b.host.as_str(), b.port, b.path.as_str()),
+        ("recv.local", 80, "/")
+    );
+    assert!(b.wants("task") && !b.wants("block"));
+    assert!(
+        !format!("{b:?}").contains(HOOK_SECRET),
+        "Debug hides the secret"
+    );
+    assert!(load_text("", &[]).0.unwrap().webhooks.is_empty());
+}
+
+#[test]
+fn bad_webhooks_are_named() {
+    let ok_secret = format!("secret = \"{HOOK_SECRET}\"");
+    let hook = |body: &str| format!("[[webhook]]\n{body}\n");
+    let cases = [
+        (
+            hook(&format!("url = \"https://h:1/\"\n{ok_secret}")),
+            "webhook.url",
+        ),
+        (
+            hook(&format!("url = \"ftp://h:1/\"\n{ok_secret}")),
+            "webhook.url",
+        ),
+        (
+            hook(&format!("url = \"http://:1/\"\n{ok_secret}")),
+            "webhook.url",
+        ),
+        (
+            hook(&format!("url = \"http://h:99999/\"\n{ok_secret}")),
+            "webhook.url",
+        ),
+        (hook(&format!("url = 5\n{ok_secret}")), "webhook.url"),
+        (hook(&ok_secret), "webhook.url"),
+        (
+            hook(&format!(
+                "url = \"http://h:1/\"\nevents = [\"tasks\"]\n{ok_secret}"
+            )),
+            "webhook.events",
+        ),
+        (
+            hook(&format!("url = \"http://h:1/\"\nevents = []\n{ok_secret}")),
+            "webhook.events",
+        ),
+        (
+            hook(&format!(
+                "url = \"http://h:1/\"\nevents = \"task\"\n{ok_secret}"
+            )),
+            "webhook.events",
+        ),
+        (
+            hook("url = \"http://h:1/\"\nsecret = \"short\""),
+            "webhook.secret",
+        ),
+        (hook("url = \"http://h:1/\""), "webhook.secret"),
+        ("webhook = 1".to_string(), "webhook"),
+        ("[webhook]\nurl = \"http://h:1/\"".to_string(), "webhook"),
+        (
+            hook(&format!("url = \"http://h:1/\"\n{ok_secret}")).repeat(2),
+            "webhook.url",
+        ),
+        (
+            (0..=limits::WEBHOOKS_MAX)
+                .map(|i| hook(&format!("url = \"http://h:1/{i}\"\n{ok_secret}")))
+                .collect(),
+            "webhook",
+        ),
+    ];
+    for (text, key) in cases {
+        let (r, path) = load_text(&text, &[]);
+        match r {
+            Err(ConfigError::Invalid {
+                path: p, key: k, ..
+            }) => {
+                assert_eq!((p, k.as_str()), (Some(path), key), "{text}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let e = load_text(&hook(&format!("url = \"https://h:1/\"\n{ok_secret}")), &[])
+        .0
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`webhook.url`") && e.contains("TLS"), "{e}");
+    let e = load_text(
+        &hook("url = \"http://h:1/\"\nsecret = \"shortsecret\""),
+        &[],
+    )
+    .0
+    .unwrap_err()
+    .to_string();
+    assert!(!e.contains("shortsecret"), "the secret is not echoed: {e}");
+    let e = load_text(
+        &hook(&format!("url = \"http://h:1/\"\n{ok_secret}\nretries = 3")),
+        &[],
+    )
+    .0
+    .unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::UnknownKey { key, .. } if key == "webhook.retries"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("url, events, secret"), "{e}");
+}

@@ -42,6 +42,17 @@ impl Tx<'_> {
             .execute(params![n64(keep), n64(batch)])?;
         Ok(n)
     }
+
+    /// Records that the webhook at `url` has dealt with every event up to `id`.
+    pub fn set_webhook_cursor(&mut self, url: &str, id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO webhook_cursor (url, last_id) VALUES (?1, ?2) \
+                 ON CONFLICT(url) DO UPDATE SET last_id = excluded.last_id",
+            )?
+            .execute(params![url, id])?;
+        Ok(())
+    }
 }
 
 impl Rx<'_> {
@@ -61,6 +72,16 @@ impl Rx<'_> {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The last outbox id the webhook at `url` dealt with, `None` for a new webhook.
+    pub fn webhook_cursor(&self, url: &str) -> Result<Option<i64>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT last_id FROM webhook_cursor WHERE url = ?1")?
+            .query_row(params![url], |r| r.get(0))
+            .optional()?)
     }
 
     /// The oldest and newest stored event ids, (0, 0) when there is none.
@@ -105,5 +126,19 @@ mod tests {
             .write_blocking(|tx| tx.outbox_append("task", None, "{}", 0))
             .unwrap();
         assert_eq!(next.id, ids[9] + 1, "ids are never reused");
+    }
+
+    #[test]
+    fn webhook_cursors_are_stored_per_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = inline(&dir);
+        let get = |url: &'static str| s.read_blocking(move |rx| rx.webhook_cursor(url)).unwrap();
+        assert_eq!(get("http://a:1/"), None);
+        s.write_blocking(|tx| tx.set_webhook_cursor("http://a:1/", 5))
+            .unwrap();
+        s.write_blocking(|tx| tx.set_webhook_cursor("http://a:1/", 7))
+            .unwrap();
+        assert_eq!(get("http://a:1/"), Some(7));
+        assert_eq!(get("http://b:1/"), None);
     }
 }

@@ -10,7 +10,7 @@ use super::error::{Result, StoreError};
 use crate::limits;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The whole schema at `SCHEMA_VERSION`, for a new database.
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
@@ -40,6 +40,14 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
                   task_id    TEXT,
                   payload    TEXT NOT NULL,
                   created_ms INTEGER NOT NULL
+              );",
+    },
+    // 4: where each webhook (by URL) has delivered the outbox up to.
+    Upgrade {
+        to: 4,
+        sql: "CREATE TABLE IF NOT EXISTS webhook_cursor (
+                  url     TEXT PRIMARY KEY,
+                  last_id INTEGER NOT NULL
               );",
     },
 ];

@@ -430,3 +430,25 @@ fn a_version_2_database_gets_the_event_outbox() {
         "data intact"
     );
 }
+
+#[test]
+fn a_version_3_database_gets_webhook_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&dir);
+    let s = inline(&dir);
+    ten_tasks(&s);
+    s.close();
+    drop(s);
+    let conn = rusqlite::Connection::open(&o.path).unwrap();
+    conn.execute_batch("DROP TABLE webhook_cursor").unwrap();
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    drop(conn);
+    let s = inline(&dir);
+    let version = s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap();
+    assert_eq!(version, SCHEMA_VERSION.to_string());
+    s.write_blocking(|tx| tx.set_webhook_cursor("http://h:1/", 3))
+        .unwrap();
+    let got = s.read_blocking(|rx| rx.webhook_cursor("http://h:1/"));
+    assert_eq!(got.unwrap(), Some(3));
+    assert_eq!(list(&s, &TaskFilter::default(), 100).len(), 10);
+}
