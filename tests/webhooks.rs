@@ -267,6 +267,13 @@ fn events_arrive_in_order_signed_retried_and_filtered() {
     assert_eq!(hooks[0]["dropped"], 0);
     assert_eq!(hooks[0]["cursor"], events.last().unwrap().0);
     assert_eq!(hooks[1]["delivered"], want.len());
+    let metrics = request(addr, "GET", "/metrics", &json!({}));
+    let line = format!(
+        "vwed_webhook{{url=\"{}\",counter=\"delivered\"}} {}",
+        all.url(),
+        events.len()
+    );
+    assert!(metrics.contains(&line), "{line} missing from {metrics}");
     rt.block_on(running.shutdown());
 }
 

@@ -127,5 +127,23 @@ pub async fn metrics(app: &App) -> Result<Response<Body>, ApiError> {
             gauge("counter", &format!("{{name=\"{name}\"}}"), n);
         }
     }
+    if let Some(hooks) = snap["webhooks"].as_array() {
+        for hook in hooks {
+            let url = hook["url"].as_str().unwrap_or("").replace('"', "%22");
+            for name in [
+                "delivered",
+                "retries",
+                "dropped",
+                "skippedByPruning",
+                "cursor",
+            ] {
+                gauge(
+                    "webhook",
+                    &format!("{{url=\"{url}\",counter=\"{name}\"}}"),
+                    &hook[name],
+                );
+            }
+        }
+    }
     Ok(http::text(StatusCode::OK, "text/plain; version=0.0.4", out))
 }

@@ -58,14 +58,16 @@ fn the_shipped_example_parses_to_the_defaults() {
 
 #[test]
 fn every_key_the_example_documents_is_accepted() {
-    // Uncomment every `# key = value` line: the example must document only real keys.
+    // Uncomment every `# key = value` and `# [[table]]` line: the example must document only
+    // real keys.
     let text: String = example()
         .lines()
         .map(|l| match l.strip_prefix("# ") {
             Some(rest)
                 if rest
                     .split_once(" = ")
-                    .is_some_and(|(k, _)| !k.contains(' ')) =>
+                    .is_some_and(|(k, _)| !k.contains(' '))
+                    || (rest.starts_with("[[") && rest.ends_with("]]")) =>
             {
                 rest
             }
@@ -80,6 +82,8 @@ fn every_key_the_example_documents_is_accepted() {
     assert_eq!(c.log.as_deref(), Some("info"));
     assert_eq!(c.scheduler.runs_active_max, limits::RUNS_ACTIVE_MAX);
     assert_eq!(c.http, HttpConfig::default());
+    assert_eq!(c.webhooks.len(), 1);
+    assert_eq!(c.webhooks[0].url, "http://127.0.0.1:9000/vwed-events");
 }
 
 #[test]
