@@ -331,6 +331,20 @@ fn thread_items() -> Vec<Item> {
     ]
 }
 
+/// Resident set size and its peak, in bytes, from `/proc/self/status` (0 where unavailable):
+/// what the budget is measured against.
+pub fn rss() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 /// The sum of `items`' totals.
 pub fn total_bytes(items: &[Item]) -> usize {
     items.iter().map(|i| i.total_bytes).sum()

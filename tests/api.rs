@@ -2,108 +2,11 @@
 //! spoken to over plain HTTP/1.1 — every native endpoint, its bad inputs, auth, the body cap,
 //! and a shutdown during active runs followed by a restart that finishes them.
 
+mod support;
+
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::time::{Duration, Instant};
-use vwed::config::{self, Config};
-use vwed::server::{self, Running};
-
-struct Server {
-    rt: tokio::runtime::Runtime,
-    running: Option<Running>,
-    addr: SocketAddr,
-}
-
-fn config(dir: &Path) -> Config {
-    let data = dir.to_string_lossy().to_string();
-    let env = move |k: &str| match k {
-        "VWED_LISTEN" => Some("127.0.0.1:0".to_string()),
-        "VWED_DATA_DIR" => Some(data.clone()),
-        _ => None,
-    };
-    config::load(None, &env).expect("default config")
-}
-
-impl Server {
-    fn start(config: &Config) -> Server {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let running = rt.block_on(server::start(config)).expect("server starts");
-        let addr = running.addr;
-        Server {
-            rt,
-            running: Some(running),
-            addr,
-        }
-    }
-
-    fn stop(mut self) {
-        let running = self.running.take().unwrap();
-        self.rt.block_on(running.shutdown());
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let body = body.unwrap_or("");
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        stream.write_all(req.as_bytes()).unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        let status: u16 = raw[9..12].parse().unwrap();
-        let text = raw
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        (status, text)
-    }
-
-    fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let text = body.map(|b| b.to_string());
-        let (status, out) = self.call(method, path, text.as_deref(), &[]);
-        (
-            status,
-            serde_json::from_str(&out).unwrap_or(Value::String(out)),
-        )
-    }
-
-    fn wait_status(&self, id: &str, want: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (code, task) = self.json("GET", &format!("/api/tasks/{id}"), None);
-            assert_eq!(code, 200, "{task}");
-            if task["status"] == want {
-                return task;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} never became {want}: {task}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
+use support::{config, Server};
+use vwed::server;
 
 fn definition(id: &str, children: Value) -> Value {
     json!({"id": id, "label": id, "detail": {"inputParams": [

@@ -1,23 +1,15 @@
 //! `GET /api/events` against the real server: live events of a run, replay after
 //! `Last-Event-ID` with increasing ids, and the explicit `reset` event after pruning.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use vwed::config::{self, Config};
+use support::config;
 use vwed::server::{self, Running};
-
-fn config(dir: &Path) -> Config {
-    let data = dir.to_string_lossy().to_string();
-    let env = move |k: &str| match k {
-        "VWED_LISTEN" => Some("127.0.0.1:0".to_string()),
-        "VWED_DATA_DIR" => Some(data.clone()),
-        _ => None,
-    };
-    config::load(None, &env).unwrap()
-}
 
 fn post(addr: SocketAddr, path: &str, body: &Value) -> String {
     let mut s = TcpStream::connect(addr).unwrap();

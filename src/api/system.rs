@@ -21,19 +21,6 @@ pub fn health(app: &App) -> Response<Body> {
     http::text(StatusCode::OK, "text/plain", "ok\n".into())
 }
 
-/// Resident set size and its peak, from `/proc/self/status` (0 where unavailable).
-fn rss() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 async fn snapshot(app: &App) -> Result<Value, ApiError> {
     let runs = app
         .sched
@@ -46,7 +33,7 @@ async fn snapshot(app: &App) -> Result<Value, ApiError> {
     let s = app.sched.stats();
     let st = app.sched.store().stats();
     let c = &app.counters;
-    let (rss, rss_peak) = rss();
+    let (rss, rss_peak) = crate::budget::rss();
     let bound = |fill: usize, capacity: usize| json!({"fill": fill, "capacity": capacity});
     Ok(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -127,7 +127,7 @@ async fn commit_rate(store: &Store) -> Result<f64, String> {
 }
 
 async fn bench(o: &Options) -> Result<serde_json::Value, String> {
-    let (rss_start, _) = runtime::rss();
+    let (rss_start, _) = crate::budget::rss();
     let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let dir = o.data.clone().unwrap_or_else(|| temp.path().to_path_buf());
     let store = runtime::open_store(&dir, true)?;
@@ -152,7 +152,7 @@ async fn bench(o: &Options) -> Result<serde_json::Value, String> {
     sched.shutdown().await;
     tasks.join_all().await;
     store.close();
-    let (rss_end, rss_peak) = runtime::rss();
+    let (rss_end, rss_peak) = crate::budget::rss();
     Ok(json!({
         "tasks": o.tasks,
         "ended_in_store": ended,

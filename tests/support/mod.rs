@@ -1,0 +1,123 @@
+//! Shared by the HTTP integration tests: the real server started on 127.0.0.1:0 with a
+//! temporary data dir, and a minimal HTTP/1.1 client over `std::net`.
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use vwed::config::{self, Config};
+use vwed::server::{self, Running};
+
+/// The default configuration with a loopback port chosen by the kernel and data in `dir`.
+pub fn config(dir: &Path) -> Config {
+    let data = dir.to_string_lossy().to_string();
+    let env = move |k: &str| match k {
+        "VWED_LISTEN" => Some("127.0.0.1:0".to_string()),
+        "VWED_DATA_DIR" => Some(data.clone()),
+        _ => None,
+    };
+    config::load(None, &env).expect("default config")
+}
+
+/// A running server and the runtime it runs on.
+pub struct Server {
+    pub rt: tokio::runtime::Runtime,
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    pub fn start(config: &Config) -> Server {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt.block_on(server::start(config)).expect("server starts");
+        let addr = running.addr;
+        Server {
+            rt,
+            running: Some(running),
+            addr,
+        }
+    }
+
+    pub fn stop(mut self) {
+        let running = self.running.take().unwrap();
+        self.rt.block_on(running.shutdown());
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let body = body.unwrap_or("");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        let status: u16 = raw[9..12].parse().unwrap();
+        let text = raw
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (status, text)
+    }
+
+    /// The whole raw response (status line, headers and body).
+    pub fn raw_with_headers(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).unwrap();
+        (raw[9..12].parse().unwrap(), raw)
+    }
+
+    pub fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let text = body.map(|b| b.to_string());
+        let (status, out) = self.call(method, path, text.as_deref(), &[]);
+        (
+            status,
+            serde_json::from_str(&out).unwrap_or(Value::String(out)),
+        )
+    }
+
+    pub fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, task) = self.json("GET", &format!("/api/tasks/{id}"), None);
+            assert_eq!(code, 200, "{task}");
+            if task["status"] == want {
+                return task;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {id} never became {want}: {task}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
