@@ -160,11 +160,12 @@ CREATE TRIGGER data_cache_count_del AFTER DELETE ON data_cache BEGIN
     UPDATE store_counter SET n = n - 1 WHERE name = 'data_cache';
 END;
 
--- Event outbox (schema 3): every task and block change in commit order, ids never reused
--- (AUTOINCREMENT), replayed to `/api/events` clients by `Last-Event-ID`; pruned to
--- OUTBOX_ROWS_MAX, oldest first.
+-- Event outbox (schema 3): every task and block change in commit order, replayed to
+-- `/api/events` clients by `Last-Event-ID`; pruned to OUTBOX_ROWS_MAX, oldest first. Ids never
+-- repeat: a new rowid is max(id) + 1 and pruning never deletes the newest row (cheaper than
+-- AUTOINCREMENT, which updates sqlite_sequence on every insert).
 CREATE TABLE event_outbox (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL,
     task_id    TEXT,
     payload    TEXT NOT NULL,

@@ -31,8 +31,10 @@ impl Tx<'_> {
         })
     }
 
-    /// Deletes the oldest events beyond the newest `keep`, at most `batch`; how many.
+    /// Deletes the oldest events beyond the newest `keep` (at least one is always kept, which
+    /// keeps ids from repeating), at most `batch`; how many.
     pub fn prune_outbox(&mut self, keep: usize, batch: usize) -> Result<usize> {
+        let keep = keep.max(1);
         let n = self
             .conn
             .prepare_cached(

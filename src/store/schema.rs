@@ -35,7 +35,7 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
     Upgrade {
         to: 3,
         sql: "CREATE TABLE IF NOT EXISTS event_outbox (
-                  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                  id         INTEGER PRIMARY KEY,
                   kind       TEXT NOT NULL,
                   task_id    TEXT,
                   payload    TEXT NOT NULL,
