@@ -432,3 +432,22 @@ const _: () = assert!(HTTP_CONNECTIONS_MAX <= CONFIG_HTTP_CONNECTIONS_MAX);
 const _: () = assert!(REQUEST_BODY_BYTES_MAX <= CONFIG_REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(WEBHOOK_RETRY_BASE_MS <= WEBHOOK_RETRY_MAX_MS);
 const _: () = assert!(WEBHOOKS_MAX < TASKS_TRACKED_MAX);
+
+/// Storage sites in the site table. Creating a new site at the limit fails with a limit error
+/// (HTTP 422) and writes nothing; existing sites can still be changed or deleted.
+pub const SITES_MAX: usize = 100_000;
+
+/// Bytes of a site id, name, group, area, content or lock owner. Longer → the whole write is
+/// refused with a limit error naming the field.
+pub const SITE_TEXT_BYTES_MAX: usize = 256;
+
+/// Bytes of a site's attributes (a JSON object, stored as text) or its tags. Larger → the write
+/// is refused with a limit error.
+pub const SITE_ATTRS_BYTES_MAX: usize = 8 * 1024;
+
+/// Rows of the site change log. Each change appends one row; past the cap the oldest rows are
+/// deleted in the same transaction, so the log keeps the newest `SITE_LOG_ROWS_MAX` changes.
+pub const SITE_LOG_ROWS_MAX: usize = 100_000;
+
+/// Sites one batch create or import may carry. A larger batch is refused whole (HTTP 422).
+pub const SITE_BATCH_MAX: usize = 10_000;

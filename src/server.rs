@@ -26,6 +26,9 @@ pub const DEMO_DEFINITIONS: &[(&str, &str)] = &[
     ("demo_bench", include_str!("../assets/demo/demo_bench.json")),
 ];
 
+/// Storage sites a fresh store starts with (a JSON array of sites, embedded in the binary).
+pub const DEMO_SITES: &str = include_str!("../assets/demo-sites.json");
+
 /// A running appliance.
 pub struct Running {
     /// The address the API listens on (the real port when configured with port 0).
@@ -54,6 +57,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         .await
         .map_err(|e| e.to_string())?;
     install_demos(&sched).await?;
+    install_demo_sites(&sched).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -134,5 +138,34 @@ async fn install_demos(sched: &Scheduler) -> Result<(), String> {
         }
     }
     log::info!("stored {} demo definitions", DEMO_DEFINITIONS.len());
+    Ok(())
+}
+
+/// Stores the demo sites when the store has never held a site (no site and no site change
+/// logged), so sites an operator deleted do not come back at the next start.
+async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
+    let sites: Vec<crate::store::Site> =
+        serde_json::from_str(DEMO_SITES).map_err(|e| format!("demo sites: {e}"))?;
+    let now = sched.now_ms();
+    let n = sched
+        .store()
+        .write(move |tx| {
+            if tx.site_count()? > 0 || !tx.site_log_entries(None, 1)?.is_empty() {
+                return Ok(0);
+            }
+            let by = crate::store::SiteActor {
+                who: "startup",
+                why: "demo sites for a fresh data dir",
+            };
+            for site in &sites {
+                tx.site_put(site, by, now)?;
+            }
+            Ok(sites.len())
+        })
+        .await
+        .map_err(|e| format!("demo sites: {e}"))?;
+    if n > 0 {
+        log::info!("stored {n} demo sites");
+    }
     Ok(())
 }

@@ -368,6 +368,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/cache/{key}"),
     ("put", "/api/cache/{key}"),
     ("delete", "/api/cache/{key}"),
+    ("get", "/api/sites"),
+    ("post", "/api/sites"),
+    ("post", "/api/sites/import"),
+    ("get", "/api/sites/{id}"),
+    ("put", "/api/sites/{id}"),
+    ("delete", "/api/sites/{id}"),
+    ("get", "/api/sites/{id}/log"),
+    ("post", "/api/sites/{id}/{action}"),
 ];
 
 #[test]

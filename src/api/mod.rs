@@ -11,6 +11,7 @@ mod http;
 mod rds;
 mod rds_query;
 mod router;
+mod sites;
 mod system;
 mod tasks;
 pub mod webhooks;

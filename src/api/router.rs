@@ -4,7 +4,7 @@
 use super::defs_io;
 use super::error::ApiError;
 use super::http::{self, Body};
-use super::{cache, defs, events, system, tasks, App};
+use super::{cache, defs, events, sites, system, tasks, App};
 use super::{rds, rds_query};
 use crate::scheduler::Control;
 use hyper::body::Incoming;
@@ -56,6 +56,15 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "tasks", id, "blocks"]) => tasks::blocks(app, id).await,
         (&M::GET, ["api", "tasks", id, "logs"]) => tasks::logs(app, id).await,
         (&M::POST, ["api", "tasks", id, action]) => tasks::control(app, id, action, req).await,
+
+        (&M::GET, ["api", "sites"]) => sites::list(app, &req).await,
+        (&M::POST, ["api", "sites"]) => sites::create(app, req).await,
+        (&M::POST, ["api", "sites", "import"]) => sites::import(app, req).await,
+        (&M::GET, ["api", "sites", id]) => sites::get(app, id).await,
+        (&M::PUT, ["api", "sites", id]) => sites::put(app, id, req).await,
+        (&M::DELETE, ["api", "sites", id]) => sites::delete(app, id).await,
+        (&M::GET, ["api", "sites", id, "log"]) => sites::log(app, id, &req).await,
+        (&M::POST, ["api", "sites", id, action]) => sites::action(app, id, action, req).await,
 
         (&M::GET, ["api", "cache", key]) => cache::get(app, key).await,
         (&M::PUT, ["api", "cache", key]) => cache::put(app, key, req).await,
@@ -121,6 +130,9 @@ fn known_path(seg: &[&str]) -> bool {
             | ["api", "tasks", _]
             | ["api", "tasks", _, _]
             | ["api", "cache", _]
+            | ["api", "sites"]
+            | ["api", "sites", _]
+            | ["api", "sites", _, _]
     )
 }
 

@@ -16,6 +16,7 @@ mod prune;
 mod queries;
 mod records;
 mod schema;
+mod sites;
 mod tasks;
 mod writer;
 
@@ -25,6 +26,8 @@ mod tests;
 mod tests_history;
 #[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
+mod tests_sites;
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -40,6 +43,7 @@ use tokio::sync::{mpsc, Semaphore};
 pub use error::StoreError;
 pub use model::*;
 pub use schema::{SCHEMA_VERSION, SQLITE_VERSION_MIN};
+pub use sites::{LockOutcome, Site, SiteActor, SiteFilter, SiteLogEntry, UnlockOutcome};
 
 use crate::limits;
 use error::Result;

@@ -10,7 +10,7 @@ use super::error::{Result, StoreError};
 use crate::limits;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The whole schema at `SCHEMA_VERSION`, for a new database.
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
@@ -49,6 +49,11 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
                   url     TEXT PRIMARY KEY,
                   last_id INTEGER NOT NULL
               );",
+    },
+    // 5: storage sites and their change log.
+    Upgrade {
+        to: 5,
+        sql: include_str!("schema_v5.sql"),
     },
 ];
 

@@ -364,6 +364,7 @@ fn a_version_1_database_upgrades_to_the_current_version_with_data_intact() {
     for name in NEW_INDEXES {
         conn.execute_batch(&format!("DROP INDEX {name}")).unwrap();
     }
+    super::tests_sites::drop_v5(&conn);
     conn.pragma_update(None, "user_version", 1).unwrap();
     drop(conn);
 
@@ -415,6 +416,7 @@ fn a_version_2_database_gets_the_event_outbox() {
     drop(s);
     let conn = rusqlite::Connection::open(&o.path).unwrap();
     conn.execute_batch("DROP TABLE event_outbox").unwrap();
+    super::tests_sites::drop_v5(&conn);
     conn.pragma_update(None, "user_version", 2).unwrap();
     drop(conn);
     let s = inline(&dir);
@@ -441,6 +443,7 @@ fn a_version_3_database_gets_webhook_cursors() {
     drop(s);
     let conn = rusqlite::Connection::open(&o.path).unwrap();
     conn.execute_batch("DROP TABLE webhook_cursor").unwrap();
+    super::tests_sites::drop_v5(&conn);
     conn.pragma_update(None, "user_version", 3).unwrap();
     drop(conn);
     let s = inline(&dir);

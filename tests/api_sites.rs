@@ -1,0 +1,287 @@
+//! `/api/sites` against the real server: demo sites on a fresh data dir, create/replace/delete,
+//! compare-and-set lock and unlock, fill/empty, the change log, filters and paging, and the bad
+//! inputs (malformed JSON, unknown fields, oversized fields and batches, unknown ids).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{config, Server};
+
+fn ids(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["siteId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn demo_sites_are_loaded_once_on_a_fresh_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let s = Server::start(&cfg);
+    let (code, all) = s.json("GET", "/api/sites", None);
+    assert_eq!(code, 200, "{all}");
+    assert_eq!(all["total"], 10);
+    let (_, a) = s.json("GET", "/api/sites?groupName=A&filled=true", None);
+    assert_eq!(ids(&a), ["A-01", "A-02", "A-03", "A-04", "A-05"]);
+    // Deleting every site does not bring the demo sites back at the next start.
+    for id in ids(&all) {
+        let (code, out) = s.json("DELETE", &format!("/api/sites/{id}"), None);
+        assert_eq!(code, 200, "{out}");
+    }
+    s.stop();
+    let s = Server::start(&cfg);
+    let (_, all) = s.json("GET", "/api/sites", None);
+    assert_eq!(all["total"], 0, "{all}");
+    s.stop();
+}
+
+#[test]
+fn create_lock_fill_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let site = json!({"siteId": "X-1", "groupName": "X", "attributes": {"w": 3}, "level": 2});
+    let (code, out) = s.json("POST", "/api/sites", Some(site.clone()));
+    assert_eq!(code, 201, "{out}");
+    assert_eq!(
+        (&out["attributes"]["w"], &out["level"]),
+        (&json!(3), &json!(2))
+    );
+    let (code, out) = s.json("POST", "/api/sites", Some(site));
+    assert_eq!(code, 409, "an existing id is not created twice: {out}");
+
+    let (code, out) = s.json(
+        "POST",
+        "/api/sites/X-1/lock",
+        Some(json!({"lockedBy": "mes"})),
+    );
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(
+        (&out["locked"], &out["lockedBy"]),
+        (&json!(true), &json!("mes"))
+    );
+    let (code, out) = s.json(
+        "POST",
+        "/api/sites/X-1/lock",
+        Some(json!({"lockedBy": "wms"})),
+    );
+    assert_eq!(code, 409, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked by mes"),
+        "{out}"
+    );
+    let (code, _) = s.json(
+        "POST",
+        "/api/sites/X-1/unlock",
+        Some(json!({"lockedBy": "wms"})),
+    );
+    assert_eq!(code, 409, "only the owner's lock is released by name");
+    let (code, out) = s.json("DELETE", "/api/sites/X-1", None);
+    assert_eq!(code, 409, "a locked site is not deleted: {out}");
+    // A PUT keeps the lock.
+    let (code, out) = s.json("PUT", "/api/sites/X-1", Some(json!({"groupName": "Y"})));
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(
+        (&out["groupName"], &out["lockedBy"]),
+        (&json!("Y"), &json!("mes"))
+    );
+    let (code, out) = s.json(
+        "POST",
+        "/api/sites/X-1/unlock",
+        Some(json!({"lockedBy": "mes"})),
+    );
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["locked"], false);
+
+    let (_, out) = s.json(
+        "POST",
+        "/api/sites/X-1/fill",
+        Some(json!({"content": "box"})),
+    );
+    assert_eq!(
+        (&out["filled"], &out["content"]),
+        (&json!(true), &json!("box"))
+    );
+    let (_, out) = s.json("POST", "/api/sites/X-1/empty", None);
+    assert_eq!(
+        (&out["filled"], &out["content"]),
+        (&json!(false), &json!(""))
+    );
+
+    let (code, log) = s.json("GET", "/api/sites/X-1/log", None);
+    assert_eq!(code, 200, "{log}");
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "lock", "update", "unlock", "fill", "empty"]
+    );
+    assert_eq!(log["items"][0]["who"], "api");
+    s.stop();
+}
+
+#[test]
+fn batch_import_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let batch = json!([{"siteId": "N-1", "groupName": "N"}, {"siteId": "A-01", "groupName": "A2"}]);
+    let (code, out) = s.json("POST", "/api/sites/import", Some(batch));
+    assert_eq!(code, 200, "{out}");
+    assert_eq!((&out["created"], &out["updated"]), (&json!(1), &json!(1)));
+    // One bad site refuses the whole batch, naming its index and field.
+    let long = "g".repeat(300);
+    let bad = json!([{"siteId": "N-2"}, {"siteId": "N-3", "groupName": long}]);
+    let (code, out) = s.json("POST", "/api/sites", Some(bad));
+    assert_eq!(code, 400, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[1].groupName"),
+        "{out}"
+    );
+    let (code, _) = s.json("GET", "/api/sites/N-2", None);
+    assert_eq!(code, 404, "nothing of the bad batch was written");
+    let dup = json!([{"siteId": "N-4"}, {"siteId": "N-4"}]);
+    let (code, out) = s.json("POST", "/api/sites", Some(dup));
+    assert_eq!(code, 400, "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("twice"),
+        "{out}"
+    );
+    s.stop();
+}
+
+#[test]
+fn filters_and_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let (_, page) = s.json("GET", "/api/sites?limit=3&offset=2", None);
+    assert_eq!(ids(&page), ["A-03", "A-04", "A-05"]);
+    assert_eq!(page["more"], true);
+    let (_, page) = s.json("GET", "/api/sites?orderDesc=true&limit=2", None);
+    assert_eq!(ids(&page), ["B-05", "B-04"]);
+    s.json(
+        "POST",
+        "/api/sites/B-02/lock",
+        Some(json!({"lockedBy": "t9"})),
+    );
+    let (_, page) = s.json(
+        "GET",
+        "/api/sites?groupName=B&locked=false&filled=false",
+        None,
+    );
+    assert_eq!(ids(&page), ["B-01", "B-03", "B-04", "B-05"]);
+    let (_, page) = s.json("GET", "/api/sites?lockedBy=t9", None);
+    assert_eq!(ids(&page), ["B-02"]);
+    s.stop();
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        ("POST", "/api/sites", Some("{not json"), 400, "JSON"),
+        (
+            "POST",
+            "/api/sites",
+            Some(r#"{"siteId":"Z","color":1}"#),
+            400,
+            "color",
+        ),
+        (
+            "POST",
+            "/api/sites",
+            Some(r#"{"groupName":"Z"}"#),
+            400,
+            "siteId",
+        ),
+        (
+            "POST",
+            "/api/sites",
+            Some(r#"{"siteId":"Z","filled":"yes"}"#),
+            400,
+            "invalid type",
+        ),
+        ("POST", "/api/sites", Some("[]"), 422, "SITE_BATCH_MAX"),
+        ("POST", "/api/sites", Some("7"), 400, "site object"),
+        (
+            "POST",
+            "/api/sites/import",
+            Some(r#"{"siteId":"Z"}"#),
+            400,
+            "array",
+        ),
+        (
+            "PUT",
+            "/api/sites/Z",
+            Some(r#"{"siteId":"Q"}"#),
+            400,
+            "siteId",
+        ),
+        ("GET", "/api/sites/nope", None, 404, "nope"),
+        ("GET", "/api/sites/nope/log", None, 404, "nope"),
+        ("DELETE", "/api/sites/nope", None, 404, "nope"),
+        ("POST", "/api/sites/nope/lock", None, 404, "nope"),
+        ("POST", "/api/sites/A-01/explode", None, 404, "explode"),
+        (
+            "POST",
+            "/api/sites/A-01/lock",
+            Some(r#"{"lockedBy":5}"#),
+            400,
+            "lockedBy",
+        ),
+        ("POST", "/api/sites/A-01/fill", Some("[1]"), 400, "object"),
+        ("GET", "/api/sites?filled=maybe", None, 400, "filled"),
+        ("GET", "/api/sites?limit=0", None, 400, "limit"),
+        ("GET", "/api/sites?color=red", None, 400, "color"),
+        ("GET", "/api/sites/A-01/log?limit=x", None, 400, "limit"),
+    ];
+    for (method, path, body, want, needle) in cases {
+        let (code, text) = s.call(method, path, *body, &[]);
+        assert_eq!(code, *want, "{method} {path}: {text}");
+        assert!(text.contains(needle), "{method} {path}: {text}");
+    }
+    let batch: Vec<Value> = (0..=vwed::limits::SITE_BATCH_MAX)
+        .map(|i| json!({"siteId": format!("S{i}")}))
+        .collect();
+    let text = Value::Array(batch).to_string();
+    assert!(text.len() < cfg_body_max(), "the batch fits the body limit");
+    let (code, out) = s.call("POST", "/api/sites/import", Some(&text), &[]);
+    assert_eq!(code, 422, "{out}");
+    let (_, all) = s.json("GET", "/api/sites", None);
+    assert_eq!(all["total"], 10, "nothing written");
+    s.stop();
+    // A body over the configured cap: 413 naming the limit (small, so the client's write
+    // completes before the server answers).
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.http.body_bytes_max = 1024;
+    let s = Server::start(&c);
+    let body = json!({"siteId": "Z", "siteName": "x".repeat(2000)}).to_string();
+    let (code, err) = s.call("POST", "/api/sites", Some(&body), &[]);
+    assert_eq!(code, 413);
+    assert!(err.contains("REQUEST_BODY_BYTES_MAX"), "{err}");
+    assert_eq!(
+        s.json("GET", "/api/sites/Z", None).0,
+        404,
+        "nothing written"
+    );
+    s.stop();
+}
+
+fn cfg_body_max() -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path()).http.body_bytes_max
+}
