@@ -160,6 +160,8 @@ async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
             for site in &sites {
                 tx.site_put(site, by, now)?;
             }
+            // Nobody listens yet; the events stay in the outbox for replay.
+            tx.take_site_events();
             Ok(sites.len())
         })
         .await

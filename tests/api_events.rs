@@ -83,8 +83,10 @@ fn a_run_streams_live_and_replays_after_last_event_id() {
     );
     let live_ids = ids(&text);
     assert!(live_ids.windows(2).all(|w| w[0] < w[1]), "{live_ids:?}");
-    // Replay everything, then from the middle.
-    let (_a, all) = events(addr, Some(0), |t| ids(t).len() >= live_ids.len());
+    // Replay from just before the run (the demo sites' events come first), then from the
+    // middle.
+    let before = live_ids[0] - 1;
+    let (_a, all) = events(addr, Some(before), |t| ids(t).len() >= live_ids.len());
     assert_eq!(ids(&all)[..live_ids.len()], live_ids[..]);
     let mid = live_ids[live_ids.len() / 2];
     let (_b, rest) = events(addr, Some(mid), |t| !ids(t).is_empty());
@@ -139,5 +141,36 @@ fn a_client_behind_the_pruned_outbox_gets_a_reset_event() {
         out
     };
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    rt.block_on(running.shutdown());
+}
+
+#[test]
+fn site_changes_stream_live_and_the_demo_sites_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rt, running) = start(dir.path());
+    let addr = running.addr;
+    // The ten demo sites were stored before anyone listened: they replay from the outbox.
+    let (_r, replay) = events(addr, Some(0), |t| t.matches("event: site").count() >= 10);
+    assert!(replay.contains("\"siteId\":\"B-05\""), "{replay}");
+    let lock = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        post(addr, "/api/sites/A-01/lock", &json!({"lockedBy": "mes"}))
+    });
+    let (_live, text) = events(addr, None, |t| t.contains("\"action\":\"lock\""));
+    assert!(lock.join().unwrap().starts_with("HTTP/1.1 200"));
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"action\":\"lock\""))
+        .unwrap();
+    let data: Value = serde_json::from_str(line.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(
+        (
+            &data["siteId"],
+            &data["locked"],
+            &data["lockedBy"],
+            &data["who"]
+        ),
+        (&json!("A-01"), &json!(true), &json!("mes"), &json!("api"))
+    );
     rt.block_on(running.shutdown());
 }

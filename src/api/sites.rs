@@ -152,7 +152,8 @@ fn parse_sites(body: Value) -> Result<Vec<Site>, ApiError> {
     }
 }
 
-/// Runs `f` in one store transaction as the native API caller, with `why` for the change log.
+/// Runs `f` in one store transaction as the native API caller, with `why` for the change log,
+/// then publishes the site events it committed to live `/api/events` clients.
 async fn write_as_api<R, F>(app: &App, why: &'static str, f: F) -> Result<R, ApiError>
 where
     R: Send + 'static,
@@ -163,11 +164,17 @@ where
         who: API_CALLER,
         why,
     };
-    app.sched
+    let (out, events) = app
+        .sched
         .store()
-        .write(move |tx| f(tx, by, now))
+        .write(move |tx| {
+            let out = f(tx, by, now)?;
+            Ok((out, tx.take_site_events()))
+        })
         .await
-        .map_err(ApiError::store)
+        .map_err(ApiError::store)?;
+    app.sched.publish_outbox(events);
+    Ok(out)
 }
 
 /// Writes `sites` in one transaction (all or nothing); returns (created, updated).

@@ -393,6 +393,14 @@ impl Scheduler {
         self.shared.outbox.subscribe()
     }
 
+    /// Publishes committed outbox events written outside the scheduler (site changes made by
+    /// the API) to live `/api/events` clients.
+    pub fn publish_outbox(&self, events: Vec<crate::store::OutboxEvent>) {
+        for event in events {
+            let _ = self.shared.outbox.send(Arc::new(event));
+        }
+    }
+
     /// Run events from now on. A receiver that falls behind `RUN_EVENTS_CAPACITY` loses the
     /// oldest events and is told how many.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {

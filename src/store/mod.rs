@@ -101,11 +101,23 @@ pub struct Rx<'c> {
 /// uncommitted changes.
 pub struct Tx<'c> {
     rx: Rx<'c>,
+    /// Outbox events of site changes made in this job, for the caller to publish once the
+    /// write is committed (`take_site_events`). At most one per changed site, so bounded by
+    /// `SITE_BATCH_MAX` per job.
+    site_events: Vec<OutboxEvent>,
 }
 
 impl<'c> Tx<'c> {
     fn new(conn: &'c Connection) -> Self {
-        Tx { rx: Rx { conn } }
+        Tx {
+            rx: Rx { conn },
+            site_events: Vec::new(),
+        }
+    }
+
+    /// The outbox events of the site changes made so far in this job (taken, not copied).
+    pub fn take_site_events(&mut self) -> Vec<OutboxEvent> {
+        std::mem::take(&mut self.site_events)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Storage sites (库位) and their change log. Every lock change is one compare-and-set UPDATE
 //! inside the writer's transaction, so a site can never be locked by two owners; every change
-//! appends a row to the capped `site_log` naming who made it and why.
+//! appends a row to the capped `site_log` naming who made it and why, and a `site` event to the
+//! outbox (collected in the `Tx` for the caller to publish after commit).
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::error::{check_len, n64, Result, StoreError};
 use super::{Rx, Tx};
@@ -236,6 +237,19 @@ impl Tx<'_> {
         self.conn
             .prepare_cached("DELETE FROM site_log WHERE id <= ?1")?
             .execute([newest - n64(limits::SITE_LOG_ROWS_MAX)])?;
+        let state = self.site_get(site_id)?;
+        let mut payload = json!({"siteId": site_id, "action": action, "who": by.who,
+            "why": by.why, "deleted": state.is_none()});
+        if let Some(site) = state {
+            payload["groupName"] = json!(site.group_name);
+            payload["filled"] = json!(site.filled);
+            payload["content"] = json!(site.content);
+            payload["locked"] = json!(site.locked);
+            payload["lockedBy"] = json!(site.locked_by);
+            payload["disabled"] = json!(site.disabled);
+        }
+        let event = self.outbox_append("site", None, &payload.to_string(), now_ms)?;
+        self.site_events.push(event);
         Ok(())
     }
 
