@@ -193,11 +193,11 @@ CREATE TABLE site (
     sync_failed INTEGER NOT NULL DEFAULT 0,
     tags        TEXT NOT NULL DEFAULT '',
     attributes  TEXT NOT NULL DEFAULT '{}',
-    row_num     INTEGER,
-    col_num     INTEGER,
-    level       INTEGER,
-    depth       INTEGER,
-    no          INTEGER,
+    row_num     TEXT,
+    col_num     TEXT,
+    level       TEXT,
+    depth       TEXT,
+    no          TEXT,
     updated_ms  INTEGER NOT NULL,
     CHECK ((locked = 0 AND locked_by = '') OR (locked = 1 AND locked_by <> ''))
 );

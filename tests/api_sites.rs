@@ -42,12 +42,14 @@ fn demo_sites_are_loaded_once_on_a_fresh_data_dir() {
 fn create_lock_fill_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&config(dir.path()));
-    let site = json!({"siteId": "X-1", "groupName": "X", "attributes": {"w": 3}, "level": 2});
+    // Layout fields are text, as in RDS; numbers are accepted and kept as text.
+    let site = json!({"siteId": "X-1", "groupName": "X", "attributes": {"w": 3}, "level": 2,
+        "rowNum": "R7"});
     let (code, out) = s.json("POST", "/api/sites", Some(site.clone()));
     assert_eq!(code, 201, "{out}");
     assert_eq!(
-        (&out["attributes"]["w"], &out["level"]),
-        (&json!(3), &json!(2))
+        (&out["attributes"]["w"], &out["level"], &out["rowNum"]),
+        (&json!(3), &json!("2"), &json!("R7"))
     );
     let (code, out) = s.json("POST", "/api/sites", Some(site));
     assert_eq!(code, 409, "an existing id is not created twice: {out}");

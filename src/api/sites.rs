@@ -318,6 +318,11 @@ pub async fn action(
                 LockOutcome::Disabled => {
                     return Err(ApiError::conflict(format!("site {id} is disabled")))
                 }
+                LockOutcome::SyncFailed => {
+                    return Err(ApiError::conflict(format!(
+                        "site {id} is marked syncFailed; clear it before locking"
+                    )))
+                }
             }
         }
         "unlock" => {

@@ -22,7 +22,7 @@ pub struct Site {
     pub group_name: String,
     #[serde(default)]
     pub area: String,
-    /// RDS: 0 physical, 1 logical.
+    /// RDS: 0 logical, 1 physical (on the map).
     #[serde(default, rename = "type")]
     pub site_type: i64,
     #[serde(default)]
@@ -43,16 +43,36 @@ pub struct Site {
     pub tags: String,
     #[serde(default)]
     pub attributes: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row_num: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub col_num: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub depth: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    pub row_num: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    pub col_num: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    pub level: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    pub depth: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "text_or_number"
+    )]
+    pub no: Option<String>,
     /// Set by the store on every write; ignored on input.
     #[serde(default)]
     pub updated_ms: i64,
@@ -105,6 +125,24 @@ impl Site {
                 ));
             }
         }
+        let layout = [
+            ("rowNum", &self.row_num),
+            ("colNum", &self.col_num),
+            ("level", &self.level),
+            ("depth", &self.depth),
+            ("no", &self.no),
+        ];
+        for (name, text) in layout {
+            if text
+                .as_ref()
+                .is_some_and(|t| t.len() > limits::SITE_TEXT_BYTES_MAX)
+            {
+                return Err(format!(
+                    "{name}: longer than SITE_TEXT_BYTES_MAX ({} bytes)",
+                    limits::SITE_TEXT_BYTES_MAX
+                ));
+            }
+        }
         if self.tags.len() > limits::SITE_ATTRS_BYTES_MAX {
             return Err(format!(
                 "tags: longer than SITE_ATTRS_BYTES_MAX ({} bytes)",
@@ -121,6 +159,19 @@ impl Site {
             return Err("lockedBy: must be set exactly when locked is true".into());
         }
         Ok(())
+    }
+}
+
+/// RDS keeps the layout fields (rowNum, colNum, level, depth, no) as strings; exports and
+/// hand-written imports carry numbers too. Both are accepted and kept as text.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a string or a number, found {other}"
+        ))),
     }
 }
 
@@ -148,6 +199,9 @@ pub enum LockOutcome {
     HeldBy(String),
     /// The site is disabled and cannot be locked.
     Disabled,
+    /// The site's fill state could not be synchronised with the core (`syncFailed`); it cannot
+    /// be locked until that is cleared.
+    SyncFailed,
 }
 
 /// The result of an unlock attempt.
@@ -321,7 +375,8 @@ impl Tx<'_> {
         self.site_log(site_id, "delete", by, now_ms)
     }
 
-    /// Compare-and-set lock: takes the site only if it is enabled and unlocked.
+    /// Compare-and-set lock: takes the site only if it is unlocked, enabled and not sync-failed
+    /// (RDS's try-lock).
     pub fn site_lock(
         &mut self,
         site_id: &str,
@@ -341,7 +396,7 @@ impl Tx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE site SET locked = 1, locked_by = ?2, updated_ms = ?3 \
-                 WHERE site_id = ?1 AND locked = 0 AND disabled = 0",
+                 WHERE site_id = ?1 AND locked = 0 AND disabled = 0 AND sync_failed = 0",
             )?
             .execute(params![site_id, owner, now_ms])?;
         if n == 1 {
@@ -353,8 +408,10 @@ impl Tx<'_> {
             LockOutcome::AlreadyHeld
         } else if site.locked {
             LockOutcome::HeldBy(site.locked_by)
-        } else {
+        } else if site.disabled {
             LockOutcome::Disabled
+        } else {
+            LockOutcome::SyncFailed
         })
     }
 

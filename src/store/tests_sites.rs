@@ -61,13 +61,13 @@ fn create_replace_get_and_delete() {
     let s = inline(&dir);
     let mut a = Site::new("A-01", "A");
     a.attributes.insert("x".into(), serde_json::json!(1));
-    a.row_num = Some(3);
+    a.row_num = Some("3".into());
     assert!(put(&s, a.clone()), "new site");
     let got = get(&s, "A-01");
     assert_eq!(got.updated_ms, 5);
     assert_eq!(
         (got.attributes, got.row_num),
-        (a.attributes.clone(), Some(3))
+        (a.attributes.clone(), Some("3".to_string()))
     );
     a.area = "north".into();
     assert!(!put(&s, a), "replaced, not created");
@@ -170,6 +170,14 @@ fn lock_is_compare_and_set() {
         LockOutcome::HeldBy("t1".into())
     );
     assert_eq!(lock(&s, "A-02", "t2").unwrap(), LockOutcome::Disabled);
+    put(
+        &s,
+        Site {
+            sync_failed: true,
+            ..Site::new("A-03", "A")
+        },
+    );
+    assert_eq!(lock(&s, "A-03", "t2").unwrap(), LockOutcome::SyncFailed);
     assert!(matches!(
         lock(&s, "nope", "t2"),
         Err(StoreError::NotFound(_))
