@@ -438,7 +438,7 @@ fn router_routes(source: &str) -> Vec<(String, String)> {
             continue;
         };
         let arm = format!("{line} {}", lines.get(i + 1).unwrap_or(&""));
-        if arm.contains("rds::") || arm.contains("rds_query::") {
+        if arm.contains("rds::") || arm.contains("rds_query::") || arm.contains("rds_sites::") {
             continue;
         }
         let Some((method, rest)) = rest.split_once(", [") else {

@@ -610,3 +610,182 @@ fn batch_export_task_writes_a_task_file_rds_can_import() {
     assert_eq!(code, 9000);
     s.stop();
 }
+
+/// The demo sites through the RDS work-site routes: query with 0/1 filters, try-lock with the
+/// skipped sites named, release by record, fill/empty/content, enable/disable, and the codes
+/// for bad values and unknown sites (all or nothing).
+#[test]
+fn work_sites_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let site_ids = |out: &Value| -> Vec<String> {
+        out["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["siteId"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (code, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/sites",
+        Some(json!({"groupName": "A", "filled": 1})),
+    );
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(site_ids(&out), ["A-01", "A-02", "A-03", "A-04", "A-05"]);
+    assert_eq!(
+        (&out["data"][0]["filled"], &out["data"][0]["locked"]),
+        (&json!(1), &json!(0))
+    );
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/sites",
+        Some(json!({"filled": 2})),
+    );
+    assert_eq!(code, 9023);
+
+    // Try-lock: a site another owner holds and a disabled one are skipped and named.
+    s.json(
+        "POST",
+        "/api/sites/A-02/lock",
+        Some(json!({"lockedBy": "other"})),
+    );
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/disableWorksite",
+        Some(json!({"workSiteIds": ["A-03"]})),
+    );
+    assert_eq!(code, 200);
+    let body = json!({"siteIdList": ["A-01", "A-02", "A-03"], "lockedBy": "rec-1"});
+    let (code, out) = rds(&s, "POST", "/api/work-sites/lockedSites", Some(body));
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["data"]["locked"], json!(["A-01"]));
+    assert_eq!(
+        out["data"]["skipped"][0],
+        json!({"siteId": "A-02", "reason": "locked by other"})
+    );
+    assert_eq!(
+        out["data"]["skipped"][1],
+        json!({"siteId": "A-03", "reason": "disabled"})
+    );
+    let (_, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/sites",
+        Some(json!({"lockedBy": "rec-1"})),
+    );
+    assert_eq!(site_ids(&out), ["A-01"]);
+    let (code, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/unLockedSitesByTaskRecordId",
+        Some(json!({"taskRecordId": "rec-1"})),
+    );
+    assert_eq!((code, &out["data"]), (200, &json!(["A-01"])));
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/unLockedSites",
+        Some(json!(["A-02"])),
+    );
+    assert_eq!(code, 200, "an unconditional unlock");
+    let (_, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/sites",
+        Some(json!({"locked": 1})),
+    );
+    assert_eq!(out["data"], json!([]));
+
+    // Fill state and content.
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/setWorksiteContent",
+        Some(json!({"workSiteIds": ["B-01"], "content": "crate"})),
+    );
+    assert_eq!(code, 200);
+    let (_, b1) = s.json("GET", "/api/sites/B-01", None);
+    assert_eq!(
+        (&b1["filled"], &b1["content"]),
+        (&json!(true), &json!("crate"))
+    );
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/worksiteUnFiled",
+        Some(json!({"workSiteIds": ["B-01"]})),
+    );
+    assert_eq!(code, 200);
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/updateFilledStatus",
+        Some(json!({"siteId": "B-02", "filled": 1})),
+    );
+    assert_eq!(code, 200);
+    let (_, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/sites",
+        Some(json!({"groupName": "B", "filled": 1})),
+    );
+    assert_eq!(site_ids(&out), ["B-02"]);
+
+    // Bad values and unknown sites; an unknown id in a list writes nothing.
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/updateFilledStatus",
+        Some(json!({"siteId": "B-02", "filled": 5})),
+    );
+    assert_eq!(code, 9022);
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/updateFilledStatus",
+        Some(json!({"siteId": "nope", "filled": 1})),
+    );
+    assert_eq!(code, 9024);
+    let (code, out) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/worksiteFilled",
+        Some(json!({"workSiteIds": ["B-03", "nope"]})),
+    );
+    assert_eq!(code, 9024, "{out}");
+    let (_, b3) = s.json("GET", "/api/sites/B-03", None);
+    assert_eq!(
+        b3["filled"], false,
+        "nothing of the failed list was written"
+    );
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/enableWorksite",
+        Some(json!({"workSiteIds": []})),
+    );
+    assert_eq!(code, 9000);
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/lockedSites",
+        Some(json!({"siteIdList": ["A-01"]})),
+    );
+    assert_eq!(code, 9000, "lockedBy is required");
+    let (code, _) = rds(
+        &s,
+        "POST",
+        "/api/work-sites/unLockedSites",
+        Some(json!({"ids": 1})),
+    );
+    assert_eq!(code, 9000);
+    // Every change above is in the site log, by the RDS caller.
+    let (_, log) = s.json("GET", "/api/sites/A-03/log", None);
+    assert_eq!(log["items"][0]["action"], "disable");
+    assert_eq!(log["items"][0]["who"], "rds-api");
+    s.stop();
+}

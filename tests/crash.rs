@@ -67,7 +67,9 @@ fn killed_mid_flight_then_restarted_loses_and_repeats_nothing() {
     let accepted = count(&conn, "SELECT count(*) FROM task_record");
     let in_flight = count(
         &conn,
-        "SELECT count(*) FROM task_record WHERE status = 'running'",
+        // Accepted but not ended: a kill that lands between two waves of the bench finds the
+        // next wave queued rather than running (seen once under a loaded test run).
+        "SELECT count(*) FROM task_record WHERE status IN ('running', 'queued')",
     );
     assert!(in_flight > 0, "the kill should catch runs mid-flight");
     drop(conn);

@@ -10,6 +10,7 @@ mod events;
 mod http;
 mod rds;
 mod rds_query;
+mod rds_sites;
 mod router;
 mod sites;
 mod system;

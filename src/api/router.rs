@@ -5,7 +5,7 @@ use super::defs_io;
 use super::error::ApiError;
 use super::http::{self, Body};
 use super::{cache, defs, events, sites, system, tasks, App};
-use super::{rds, rds_query};
+use super::{rds, rds_query, rds_sites};
 use crate::scheduler::Control;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -72,6 +72,22 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
 
         // RDS-compatible routes (spec §5): `{code, msg, data}` answers, HTTP 200.
         (&M::POST, ["api", "set-order"]) => Ok(rds::set_order(app, req).await),
+        (&M::POST, ["api", "work-sites", "sites"]) => Ok(rds_sites::sites(app, req).await),
+        (&M::POST, ["api", "work-sites", "lockedSites"]) => Ok(rds_sites::lock(app, req).await),
+        (&M::POST, ["api", "work-sites", "unLockedSitesByTaskRecordId"]) => {
+            Ok(rds_sites::unlock_by_record(app, req).await)
+        }
+        (&M::POST, ["api", "work-sites", "updateFilledStatus"]) => {
+            Ok(rds_sites::update_filled(app, req).await)
+        }
+        (&M::POST, ["api", "work-sites", "setWorksiteContent"]) => {
+            Ok(rds_sites::set_content(app, req).await)
+        }
+        (
+            &M::POST,
+            ["api", "work-sites", route @ ("unLockedSites" | "worksiteFilled" | "worksiteFiled" | "worksiteUnFilled"
+            | "worksiteUnFiled" | "enableWorksite" | "disableWorksite" | "clearSyncFailed")],
+        ) => Ok(rds_sites::change(app, req, route).await),
         (&M::POST, ["api", "stop-task"]) => Ok(rds::stop_task(app, req).await),
         (&M::POST, ["api", "stop-all-task"]) => Ok(rds::end_many(app, req, Control::Stop).await),
         (&M::POST, ["api", "manual-end"]) => Ok(rds::end_many(app, req, Control::ManualEnd).await),

@@ -152,29 +152,40 @@ fn parse_sites(body: Value) -> Result<Vec<Site>, ApiError> {
     }
 }
 
-/// Runs `f` in one store transaction as the native API caller, with `why` for the change log,
-/// then publishes the site events it committed to live `/api/events` clients.
-async fn write_as_api<R, F>(app: &App, why: &'static str, f: F) -> Result<R, ApiError>
+/// Runs `f` in one store transaction as `who` (the change log's caller), with `why`, then
+/// publishes the site events it committed to live `/api/events` clients.
+pub(super) async fn write_sites<R, F>(
+    app: &App,
+    who: &'static str,
+    why: &'static str,
+    f: F,
+) -> Result<R, StoreError>
 where
     R: Send + 'static,
     F: FnOnce(&mut Tx<'_>, SiteActor<'_>, i64) -> Result<R, StoreError> + Send + 'static,
 {
     let now = app.sched.now_ms();
-    let by = SiteActor {
-        who: API_CALLER,
-        why,
-    };
     let (out, events) = app
         .sched
         .store()
         .write(move |tx| {
-            let out = f(tx, by, now)?;
+            let out = f(tx, SiteActor { who, why }, now)?;
             Ok((out, tx.take_site_events()))
         })
-        .await
-        .map_err(ApiError::store)?;
+        .await?;
     app.sched.publish_outbox(events);
     Ok(out)
+}
+
+/// [`write_sites`] as the native API caller, store errors mapped to API errors.
+async fn write_as_api<R, F>(app: &App, why: &'static str, f: F) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut Tx<'_>, SiteActor<'_>, i64) -> Result<R, StoreError> + Send + 'static,
+{
+    write_sites(app, API_CALLER, why, f)
+        .await
+        .map_err(ApiError::store)
 }
 
 /// Writes `sites` in one transaction (all or nothing); returns (created, updated).

@@ -491,6 +491,38 @@ impl Tx<'_> {
         Ok(true)
     }
 
+    /// Sets `disabled` and/or `syncFailed` (None leaves a flag as it is); whether anything
+    /// changed. Logged as `enable`/`disable`/`sync-ok`/`sync-failed`.
+    pub fn site_set_flags(
+        &mut self,
+        site_id: &str,
+        disabled: Option<bool>,
+        sync_failed: Option<bool>,
+        by: SiteActor<'_>,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let site = self.require_site(site_id)?;
+        let disabled = disabled.unwrap_or(site.disabled);
+        let sync_failed = sync_failed.unwrap_or(site.sync_failed);
+        if (disabled, sync_failed) == (site.disabled, site.sync_failed) {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached(
+                "UPDATE site SET disabled = ?2, sync_failed = ?3, updated_ms = ?4 \
+                 WHERE site_id = ?1",
+            )?
+            .execute(params![site_id, disabled, sync_failed, now_ms])?;
+        let action = match (disabled != site.disabled, disabled, sync_failed) {
+            (true, true, _) => "disable",
+            (true, false, _) => "enable",
+            (false, _, true) => "sync-failed",
+            (false, _, false) => "sync-ok",
+        };
+        self.site_log(site_id, action, by, now_ms)?;
+        Ok(true)
+    }
+
     fn require_site(&self, site_id: &str) -> Result<Site> {
         self.site_get(site_id)?
             .ok_or_else(|| StoreError::NotFound(format!("site {site_id}")))

@@ -405,3 +405,23 @@ fn site_schema(conn: &rusqlite::Connection) -> Vec<(String, String)> {
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     rows.collect::<rusqlite::Result<_>>().unwrap()
 }
+
+#[test]
+fn flags_change_and_gate_locking() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    put(&s, Site::new("A-01", "A"));
+    let flags = |d: Option<bool>, f: Option<bool>| {
+        s.write_blocking(move |tx| tx.site_set_flags("A-01", d, f, API, 4))
+            .unwrap()
+    };
+    assert!(flags(Some(true), None));
+    assert!(!flags(Some(true), None), "no change, no log row");
+    assert_eq!(lock(&s, "A-01", "t1").unwrap(), LockOutcome::Disabled);
+    assert!(flags(Some(false), Some(true)));
+    assert_eq!(lock(&s, "A-01", "t1").unwrap(), LockOutcome::SyncFailed);
+    assert!(flags(None, Some(false)));
+    assert_eq!(lock(&s, "A-01", "t1").unwrap(), LockOutcome::Locked);
+    let actions: Vec<_> = log(&s, Some("A-01")).into_iter().map(|e| e.1).collect();
+    assert_eq!(actions, ["create", "disable", "enable", "sync-ok", "lock"]);
+}
