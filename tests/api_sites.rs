@@ -287,3 +287,78 @@ fn cfg_body_max() -> usize {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path()).http.body_bytes_max
 }
+
+/// A definition whose run prints, waits `taskInputs.ms` and prints again, with release settings.
+fn delay_def(id: &str, extra: Value) -> Value {
+    let mut def = json!({"id": id, "label": id, "detail": {"inputParams": [
+            {"name": "ms", "type": "Long", "defaultValue": "0"}],
+        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
+            "children": {"default": [
+            {"id": 1, "name": "b1", "blockType": "DelayBp", "children": {},
+             "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}}]}}}});
+    for (k, v) in extra.as_object().unwrap() {
+        def[k] = v.clone();
+    }
+    def
+}
+
+/// Runs `def` as record `id` holding site `site` (locked through the API with the record id as
+/// owner), ends it by `end` (`None`: let it finish), and says whether the site is still locked.
+fn still_locked_after(s: &Server, def: &str, id: &str, site: &str, end: Option<&str>) -> bool {
+    let ms = if end.is_some() { 60_000 } else { 300 };
+    let body = json!({"defLabel": def, "taskRecordId": id, "inputParams": {"ms": ms}});
+    let (code, out) = s.json("POST", "/api/tasks", Some(body));
+    assert_eq!(code, 201, "{out}");
+    s.wait_status(id, "running");
+    let lock = json!({"lockedBy": id});
+    let (code, out) = s.json("POST", &format!("/api/sites/{site}/lock"), Some(lock));
+    assert_eq!(code, 200, "{out}");
+    match end {
+        Some(action) => {
+            let (code, out) = s.json("POST", &format!("/api/tasks/{id}/{action}"), None);
+            assert_eq!(code, 200, "{out}");
+        }
+        None => {
+            s.wait_status(id, "finished");
+        }
+    }
+    let (_, site) = s.json("GET", &format!("/api/sites/{site}"), None);
+    site["locked"] == true
+}
+
+#[test]
+fn ended_runs_release_their_sites_as_the_definition_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    for def in [
+        delay_def("keep", json!({})),
+        delay_def("rds", json!({"releaseSites": true})),
+        delay_def(
+            "always",
+            json!({"releaseSites": true, "releasePolicy": "always"}),
+        ),
+    ] {
+        let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+        assert!(code == 201 || code == 200, "{out}");
+    }
+    // Without releaseSites nothing is released, whatever the end.
+    assert!(still_locked_after(&s, "keep", "k1", "A-01", Some("stop")));
+    assert!(still_locked_after(&s, "keep", "k2", "A-02", None));
+    // releaseSites (RDS): released on stop and manual end, kept on a normal end.
+    assert!(!still_locked_after(&s, "rds", "r1", "A-03", Some("stop")));
+    assert!(!still_locked_after(
+        &s,
+        "rds",
+        "r2",
+        "A-04",
+        Some("manual-end")
+    ));
+    assert!(still_locked_after(&s, "rds", "r3", "A-05", None));
+    // releasePolicy "always": also on a normal end.
+    assert!(!still_locked_after(&s, "always", "w1", "B-01", None));
+    // The release is logged as the run's own change, and published.
+    let (_, log) = s.json("GET", "/api/sites/A-03/log", None);
+    assert_eq!(log["items"][0]["action"], "unlock");
+    assert_eq!(log["items"][0]["who"], "r1");
+    s.stop();
+}

@@ -135,6 +135,22 @@ pub enum ReleasePolicy {
     Always,
 }
 
+impl ReleasePolicy {
+    /// Whether a run that ended with `code` (`manual_end` for a manual end) releases every
+    /// site it still holds. RDS (§4.9): with `releaseSites`, on stop, error and manual end,
+    /// never on a normal end; `Always` also on a normal end. Interrupted runs are not ended and
+    /// keep their locks (a retry needs them).
+    pub fn releases(self, code: i32, manual_end: bool) -> bool {
+        use crate::engine::code;
+        match self {
+            ReleasePolicy::Always => true,
+            ReleasePolicy::Rds { release_sites } => {
+                release_sites && (manual_end || code == code::STOPPED || code == code::FAILED)
+            }
+        }
+    }
+}
+
 /// Periodic start settings (spec §4.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Periodic {
@@ -180,5 +196,45 @@ impl Flow {
             .iter()
             .position(|b| b.name.eq_ignore_ascii_case(name))
             .map(|i| i as BlockIdx)
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::ReleasePolicy;
+    use crate::engine::code;
+
+    #[test]
+    fn release_policy_on_every_terminal_state() {
+        let ends = [
+            (code::FINISHED, false),
+            (code::FINISHED, true),
+            (code::STOPPED, false),
+            (code::FAILED, false),
+        ];
+        let table = [
+            (
+                ReleasePolicy::Rds {
+                    release_sites: false,
+                },
+                [false, false, false, false],
+            ),
+            (
+                ReleasePolicy::Rds {
+                    release_sites: true,
+                },
+                [false, true, true, true],
+            ),
+            (ReleasePolicy::Always, [true, true, true, true]),
+        ];
+        for (policy, want) in table {
+            for ((code, manual), want) in ends.iter().zip(want) {
+                assert_eq!(
+                    policy.releases(*code, *manual),
+                    want,
+                    "{policy:?} {code} {manual}"
+                );
+            }
+        }
     }
 }

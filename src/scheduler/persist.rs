@@ -6,7 +6,7 @@ use super::{RunEvent, RunEventKind};
 use crate::engine::{code, Ended, Outcome, Record, RunState, StepOutput};
 use crate::flow::model::Flow;
 use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
-use crate::store::{BlockStart, OutboxEvent, StoreError, TaskFields, TaskStatus, Tx};
+use crate::store::{BlockStart, OutboxEvent, SiteActor, StoreError, TaskFields, TaskStatus, Tx};
 use serde_json::json;
 
 /// Block records a run writes between two prunings of its own records once it is past
@@ -95,6 +95,8 @@ pub struct StepWrite {
     prune_records: bool,
     /// The step started the run (its start time is recorded).
     started: bool,
+    /// The run ended and its definition's release policy releases the sites it holds.
+    release_sites: bool,
     now_ms: i64,
 }
 
@@ -178,6 +180,10 @@ impl StepWrite {
             .iter()
             .any(|r| matches!(r, Record::BlockStarted { block: 0, .. }));
         let ended = matches!(out.outcome, Some(Outcome::Ended(_)));
+        let release_sites = match &out.outcome {
+            Some(Outcome::Ended(e)) => flow.release.releases(e.code, e.manual_end),
+            _ => false,
+        };
         let checkpoint = if ended {
             None
         } else {
@@ -195,6 +201,7 @@ impl StepWrite {
                     |r| matches!(r, Record::BlockStarted { seq, .. } if seq % PRUNE_STRIDE == 0),
                 ),
             started,
+            release_sites,
             now_ms,
         })
     }
@@ -274,6 +281,19 @@ impl StepWrite {
         }
         if self.prune_records {
             tx.prune_task_block_records(id, BLOCK_RECORDS_PER_RUN_MAX)?;
+        }
+        if self.release_sites {
+            // Same transaction as the terminal status: a crash cannot leave an ended run
+            // holding sites its policy releases.
+            let by = SiteActor {
+                who: id,
+                why: "run ended; released by the definition's release policy",
+            };
+            let released = tx.site_unlock_owned(id, by, now)?;
+            if !released.is_empty() {
+                log::info!("task {id}: released sites {released:?}");
+            }
+            events.extend(tx.take_site_events());
         }
         Ok(events)
     }
