@@ -356,6 +356,44 @@ fn ended_runs_release_their_sites_as_the_definition_says() {
     assert!(still_locked_after(&s, "rds", "r3", "A-05", None));
     // releasePolicy "always": also on a normal end.
     assert!(!still_locked_after(&s, "always", "w1", "B-01", None));
+    // Stop and manual end with releaseSites release whatever the definition says.
+    let (code, _) = s.json("POST", "/api/sites/B-02/unlock", None);
+    assert_eq!(code, 200);
+    let body = json!({"defLabel": "keep", "taskRecordId": "k3", "inputParams": {"ms": 60000}});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    s.wait_status("k3", "running");
+    s.json(
+        "POST",
+        "/api/sites/B-02/lock",
+        Some(json!({"lockedBy": "k3"})),
+    );
+    let release = Some(json!({"releaseSites": true}));
+    let (code, out) = s.json("POST", "/api/tasks/k3/manual-end", release.clone());
+    assert_eq!(code, 200, "{out}");
+    let (_, b2) = s.json("GET", "/api/sites/B-02", None);
+    assert_eq!(b2["locked"], false, "{b2}");
+    let (code, out) = s.json("POST", "/api/tasks/k3/pause", release);
+    assert_eq!(
+        code, 400,
+        "only stop and manual-end take releaseSites: {out}"
+    );
+    // The RDS stop with releaseSite=1 likewise.
+    let body = json!({"defLabel": "keep", "taskRecordId": "k4", "inputParams": {"ms": 60000}});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    s.wait_status("k4", "running");
+    s.json(
+        "POST",
+        "/api/sites/B-03/lock",
+        Some(json!({"lockedBy": "k4"})),
+    );
+    let stop = json!({"taskRecordId": "k4", "releaseSite": 1});
+    let (_, out) = s.json("POST", "/api/stop-task", Some(stop));
+    assert_eq!(out["code"], 200, "{out}");
+    let (_, b3) = s.json("GET", "/api/sites/B-03", None);
+    assert_eq!(
+        (&b3["locked"], &b3["lockedBy"]),
+        (&json!(false), &json!(""))
+    );
     // The release is logged as the run's own change, and published.
     let (_, log) = s.json("GET", "/api/sites/A-03/log", None);
     assert_eq!(log["items"][0]["action"], "unlock");

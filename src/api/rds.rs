@@ -153,12 +153,12 @@ async fn set_order_answer(app: &App, req: Request<Incoming>) -> Answer {
     Ok(json!({"taskRecordId": submitted.id, "created": submitted.created}))
 }
 
-/// `releaseSite` must be 0 or 1 (9022). Required by `stop-task`, optional elsewhere. vwed
-/// releases a stopped run's sites as its definition says, so the value is only checked.
-fn release_site(body: &Value, required: bool) -> Result<(), Rds> {
+/// `releaseSite` must be 0 or 1 (9022). Required by `stop-task`, optional elsewhere. 1 releases
+/// every site of each ended run (on top of its definition's policy).
+fn release_site(body: &Value, required: bool) -> Result<bool, Rds> {
     match body.get("releaseSite") {
-        None | Some(Value::Null) if !required => Ok(()),
-        Some(v) if v.as_i64().is_some_and(|n| n == 0 || n == 1) => Ok(()),
+        None | Some(Value::Null) if !required => Ok(false),
+        Some(v) if v.as_i64().is_some_and(|n| n == 0 || n == 1) => Ok(v.as_i64() == Some(1)),
         _ => Err(Rds::new(NOT_ZERO_OR_ONE, "releaseSite must be 0 or 1")),
     }
 }
@@ -184,12 +184,23 @@ async fn active_ids(app: &App, label: Option<String>) -> Result<Vec<String>, Rds
         .map_err(Rds::store)
 }
 
-/// Applies `action` to each id, skipping runs that ended meanwhile when `skip_ended`; the
-/// failures, one message each.
-async fn apply(app: &App, ids: &[String], action: Control, skip_ended: bool) -> Vec<String> {
+/// Applies `action` to each id, skipping runs that ended meanwhile when `skip_ended`, and
+/// releases each one's sites when `release`; the failures, one message each.
+async fn apply(
+    app: &App,
+    ids: &[String],
+    action: Control,
+    skip_ended: bool,
+    release: bool,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for id in ids {
         match app.sched.control(id, action).await {
+            Ok(_) if release => {
+                if let Err(e) = super::sites::release_owned(app, id, "rds-api").await {
+                    failures.push(format!("{id}: releasing its sites failed: {e}"));
+                }
+            }
             Ok(_) => {}
             Err(ControlError::IllegalState { status, .. })
                 if skip_ended && status.is_terminal() => {}
@@ -218,17 +229,17 @@ pub async fn stop_task(app: &App, req: Request<Incoming>) -> Response<Body> {
 
 async fn stop_task_answer(app: &App, req: Request<Incoming>) -> Answer {
     let body = object(app, req, ERROR).await?;
-    release_site(&body, true)?;
+    let release = release_site(&body, true)?;
     let record = opt_str(&body, "taskRecordId", ERROR)?;
     let label = opt_str(&body, "taskLabel", ERROR)?;
     match (record, label) {
-        (Some(id), _) => all_applied(apply(app, &[id], Control::Stop, false).await),
+        (Some(id), _) => all_applied(apply(app, &[id], Control::Stop, false, release).await),
         (None, Some(label)) => {
             let ids = active_ids(app, Some(label.clone())).await?;
             if ids.is_empty() {
                 return Err(Rds::new(ERROR, format!("No running {label} tasks")));
             }
-            all_applied(apply(app, &ids, Control::Stop, true).await)
+            all_applied(apply(app, &ids, Control::Stop, true, release).await)
         }
         (None, None) => Err(Rds::new(
             ERROR,
@@ -246,7 +257,7 @@ pub async fn end_many(app: &App, req: Request<Incoming>, action: Control) -> Res
 
 async fn end_many_answer(app: &App, req: Request<Incoming>, action: Control) -> Answer {
     let body = object(app, req, ERROR).await?;
-    release_site(&body, false)?;
+    let release = release_site(&body, false)?;
     let list = match body.get("stopTaskList") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.clone(),
@@ -261,9 +272,9 @@ async fn end_many_answer(app: &App, req: Request<Incoming>, action: Control) -> 
     }
     if ids.is_empty() {
         let ids = active_ids(app, None).await?;
-        return all_applied(apply(app, &ids, action, true).await);
+        return all_applied(apply(app, &ids, action, true, release).await);
     }
-    all_applied(apply(app, &ids, action, false).await)
+    all_applied(apply(app, &ids, action, false, release).await)
 }
 
 /// `GET /api/{suspend|start|restart}-task/{taskId}/{taskRecordId}`: pause, resume, retry.
@@ -274,7 +285,7 @@ pub async fn run_action(app: &App, record_id: &str, action: Control) -> Response
     let ids = [record_id.to_string()];
     reply(
         "Success",
-        all_applied(apply(app, &ids, action, false).await),
+        all_applied(apply(app, &ids, action, false, false).await),
     )
 }
 

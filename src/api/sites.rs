@@ -177,6 +177,27 @@ where
     Ok(out)
 }
 
+/// Releases every site `run` holds (RDS's release-all, for stop and manual end with
+/// `releaseSite`); the released ids. Runs after the terminal status is committed.
+pub(super) async fn release_owned(
+    app: &App,
+    run: &str,
+    who: &'static str,
+) -> Result<Vec<String>, StoreError> {
+    let owner = run.to_string();
+    let released = write_sites(
+        app,
+        who,
+        "stop or manual end with releaseSite",
+        move |tx, by, now| tx.site_unlock_owned(&owner, by, now),
+    )
+    .await?;
+    if !released.is_empty() {
+        log::info!("task {run}: released sites {released:?} ({who})");
+    }
+    Ok(released)
+}
+
 /// [`write_sites`] as the native API caller, store errors mapped to API errors.
 async fn write_as_api<R, F>(app: &App, why: &'static str, f: F) -> Result<R, ApiError>
 where

@@ -214,7 +214,9 @@ pub async fn logs(app: &App, id: &str) -> Result<Response<Body>, ApiError> {
     Ok(http::json(StatusCode::OK, &json!({ "items": items })))
 }
 
-/// `POST /api/tasks/{id}/{stop|pause|resume|retry|manual-end|priority}`.
+/// `POST /api/tasks/{id}/{stop|pause|resume|retry|manual-end|priority}`. Stop and manual end
+/// take `{"releaseSites": true}` to release every site the run holds once it has ended,
+/// whatever its definition's policy.
 pub async fn control(
     app: &App,
     id: &str,
@@ -225,16 +227,18 @@ pub async fn control(
     if !body.is_object() {
         return Err(ApiError::bad_json("the body must be a JSON object"));
     }
-    let control = match action {
-        "stop" => {
-            if !matches!(body.get("releaseSites"), None | Some(Value::Bool(_))) {
-                return Err(ApiError::field(
-                    "releaseSites",
-                    "releaseSites must be a boolean",
-                ));
-            }
-            Control::Stop
+    let release = match body.get("releaseSites") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) if matches!(action, "stop" | "manual-end") => *b,
+        Some(_) => {
+            return Err(ApiError::field(
+                "releaseSites",
+                "releaseSites must be a boolean, and only stop and manual-end take it",
+            ))
         }
+    };
+    let control = match action {
+        "stop" => Control::Stop,
         "pause" => Control::Pause,
         "resume" => Control::Resume,
         "retry" => Control::Retry,
@@ -248,5 +252,10 @@ pub async fn control(
         other => return Err(ApiError::not_found(format!("no task action {other}"))),
     };
     app.sched.control(id, control).await?;
+    if release {
+        super::sites::release_owned(app, id, "api")
+            .await
+            .map_err(ApiError::store)?;
+    }
     get(app, id).await
 }
