@@ -58,6 +58,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         .map_err(|e| e.to_string())?;
     install_demos(&sched).await?;
     install_demo_sites(&sched).await?;
+    reconcile_site_locks(&sched).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -169,5 +170,64 @@ async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
     if n > 0 {
         log::info!("stored {n} demo sites");
     }
+    Ok(())
+}
+
+/// At startup: sites still locked by runs that have already ended (a crash between a run's end
+/// and a separate release, or a lock taken for a run after it ended) are reported, and released
+/// when the run's definition's release policy says so; the others are kept, as RDS keeps a
+/// normally ended run's locks.
+async fn reconcile_site_locks(sched: &Scheduler) -> Result<(), String> {
+    use crate::flow::model::ReleasePolicy;
+    let held = sched
+        .store()
+        .read(|rx| rx.sites_held_by_ended_runs(crate::limits::SITES_MAX))
+        .await
+        .map_err(|e| format!("site locks: {e}"))?;
+    let (release, keep): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| {
+        let policy = if h.release_always {
+            ReleasePolicy::Always
+        } else {
+            ReleasePolicy::Rds {
+                release_sites: h.release_sites,
+            }
+        };
+        policy.releases(h.code, h.manual_end)
+    });
+    for h in &keep {
+        log::info!(
+            "site {} stays locked by ended task {} (code {}): its definition keeps locks then",
+            h.site_id,
+            h.task_id,
+            h.code
+        );
+    }
+    if release.is_empty() {
+        return Ok(());
+    }
+    let now = sched.now_ms();
+    let pairs: Vec<(String, String)> = release
+        .into_iter()
+        .map(|h| (h.site_id, h.task_id))
+        .collect();
+    let n = pairs.len();
+    sched
+        .store()
+        .write(move |tx| {
+            let by = crate::store::SiteActor {
+                who: "startup",
+                why: "locked by an ended task whose release policy releases it",
+            };
+            for (site, task) in &pairs {
+                log::warn!("site {site} was still locked by ended task {task}; releasing it");
+                tx.site_unlock(site, Some(task), by, now)?;
+            }
+            // Nobody listens yet; the events stay in the outbox for replay.
+            tx.take_site_events();
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("site locks: {e}"))?;
+    log::warn!("released {n} site locks held by ended tasks");
     Ok(())
 }

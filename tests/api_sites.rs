@@ -400,3 +400,52 @@ fn ended_runs_release_their_sites_as_the_definition_says() {
     assert_eq!(log["items"][0]["who"], "r1");
     s.stop();
 }
+
+#[test]
+fn at_startup_locks_of_ended_runs_follow_the_release_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let s = Server::start(&cfg);
+    let def = delay_def("rds", json!({"releaseSites": true}));
+    assert_eq!(s.json("POST", "/api/task-defs", Some(def)).0, 201);
+    // s1 is stopped, f1 finishes normally; then sites are locked in their names (as a lock
+    // that outlived a crash between a run's end and its release would be).
+    let body = json!({"defLabel": "rds", "taskRecordId": "s1", "inputParams": {"ms": 60000}});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    s.wait_status("s1", "running");
+    assert_eq!(s.json("POST", "/api/tasks/s1/stop", None).0, 200);
+    let body = json!({"defLabel": "rds", "taskRecordId": "f1"});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    s.wait_status("f1", "finished");
+    for (site, owner) in [("A-01", "s1"), ("A-02", "f1"), ("A-03", "someone")] {
+        let (code, out) = s.json(
+            "POST",
+            &format!("/api/sites/{site}/lock"),
+            Some(json!({"lockedBy": owner})),
+        );
+        assert_eq!(code, 200, "{out}");
+    }
+    s.stop();
+    let s = Server::start(&cfg);
+    let locked_by = |site: &str| {
+        let (_, v) = s.json("GET", &format!("/api/sites/{site}"), None);
+        v["lockedBy"].as_str().unwrap().to_string()
+    };
+    assert_eq!(
+        locked_by("A-01"),
+        "",
+        "a stopped run's lock is released (releaseSites)"
+    );
+    assert_eq!(
+        locked_by("A-02"),
+        "f1",
+        "a normal end keeps its locks (RDS)"
+    );
+    assert_eq!(locked_by("A-03"), "someone", "not a task: untouched");
+    let (_, log) = s.json("GET", "/api/sites/A-01/log", None);
+    assert_eq!(
+        (&log["items"][0]["action"], &log["items"][0]["who"]),
+        (&json!("unlock"), &json!("startup"))
+    );
+    s.stop();
+}

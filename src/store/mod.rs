@@ -43,7 +43,9 @@ use tokio::sync::{mpsc, Semaphore};
 pub use error::StoreError;
 pub use model::*;
 pub use schema::{SCHEMA_VERSION, SQLITE_VERSION_MIN};
-pub use sites::{LockOutcome, Site, SiteActor, SiteFilter, SiteLogEntry, UnlockOutcome};
+pub use sites::{
+    HeldByEndedRun, LockOutcome, Site, SiteActor, SiteFilter, SiteLogEntry, UnlockOutcome,
+};
 
 use crate::limits;
 use error::Result;

@@ -242,6 +242,19 @@ pub struct SiteLogEntry {
     pub created_ms: i64,
 }
 
+/// A site locked by a run that has already ended, with what its definition's release policy
+/// needs (for the startup check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldByEndedRun {
+    pub site_id: String,
+    pub task_id: String,
+    /// The run's RDS status code (1001 stopped, 1003 finished, 1004 failed).
+    pub code: i32,
+    pub manual_end: bool,
+    pub release_sites: bool,
+    pub release_always: bool,
+}
+
 const SITE_COLUMNS: &str = "site_id, site_name, group_name, area, type, content, filled, locked, \
      locked_by, disabled, sync_failed, tags, attributes, row_num, col_num, level, depth, no, \
      updated_ms";
@@ -575,6 +588,29 @@ impl Rx<'_> {
     /// Number of sites (a counter lookup).
     pub fn site_count(&self) -> Result<i64> {
         self.counter("site")
+    }
+
+    /// Sites locked by runs that have ended (finished, failed, stopped), by site id, at most
+    /// `limit`.
+    pub fn sites_held_by_ended_runs(&self, limit: usize) -> Result<Vec<HeldByEndedRun>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT s.site_id, t.id, t.code, t.manual_end, d.release_sites, d.release_always \
+             FROM site s JOIN task_record t ON t.id = s.locked_by \
+             JOIN task_def d ON d.id = t.def_id \
+             WHERE s.locked = 1 AND t.status IN ('finished', 'failed', 'stopped') \
+             ORDER BY s.site_id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([n64(limit)], |r| {
+            Ok(HeldByEndedRun {
+                site_id: r.get(0)?,
+                task_id: r.get(1)?,
+                code: r.get(2)?,
+                manual_end: r.get(3)?,
+                release_sites: r.get(4)?,
+                release_always: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Ids of the sites `owner` holds locked, sorted.
