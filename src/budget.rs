@@ -296,6 +296,14 @@ fn api_items() -> Vec<Item> {
              connection could be one",
         ),
         item(
+            "site events of a write",
+            HTTP_CONNECTIONS_MAX * SITE_EVENTS_PER_WRITE_MAX,
+            "events",
+            event,
+            "each site write (one per connection) keeps at most SITE_EVENTS_PER_WRITE_MAX events \
+             to publish; live clients re-read the rest from the outbox",
+        ),
+        item(
             "outbox live buffer",
             OUTBOX_LIVE_BUFFER,
             "events",

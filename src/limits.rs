@@ -451,3 +451,9 @@ pub const SITE_LOG_ROWS_MAX: usize = 100_000;
 
 /// Sites one batch create or import may carry. A larger batch is refused whole (HTTP 422).
 pub const SITE_BATCH_MAX: usize = 10_000;
+
+/// Site-change events one write job keeps for live `/api/events` clients. Past it, the job keeps
+/// the first `SITE_EVENTS_PER_WRITE_MAX - 1` and the newest: a live client sees the id gap and
+/// re-reads the missing events from the outbox, where all of them are. Bounds the memory of a
+/// large import or release (the outbox and webhooks are not affected).
+pub const SITE_EVENTS_PER_WRITE_MAX: usize = 16;

@@ -104,8 +104,8 @@ pub struct Rx<'c> {
 pub struct Tx<'c> {
     rx: Rx<'c>,
     /// Outbox events of site changes made in this job, for the caller to publish once the
-    /// write is committed (`take_site_events`). At most one per changed site, so bounded by
-    /// `SITE_BATCH_MAX` per job.
+    /// write is committed (`take_site_events`): at most `SITE_EVENTS_PER_WRITE_MAX`, the last
+    /// one always the newest.
     site_events: Vec<OutboxEvent>,
 }
 
@@ -114,6 +114,16 @@ impl<'c> Tx<'c> {
         Tx {
             rx: Rx { conn },
             site_events: Vec::new(),
+        }
+    }
+
+    /// Keeps `event` for publishing, within `SITE_EVENTS_PER_WRITE_MAX` (the newest replaces
+    /// the last kept one when full).
+    fn keep_site_event(&mut self, event: OutboxEvent) {
+        if self.site_events.len() < limits::SITE_EVENTS_PER_WRITE_MAX {
+            self.site_events.push(event);
+        } else if let Some(last) = self.site_events.last_mut() {
+            *last = event;
         }
     }
 

@@ -316,7 +316,7 @@ impl Tx<'_> {
             payload["disabled"] = json!(site.disabled);
         }
         let event = self.outbox_append("site", None, &payload.to_string(), now_ms)?;
-        self.site_events.push(event);
+        self.keep_site_event(event);
         Ok(())
     }
 

@@ -425,3 +425,29 @@ fn flags_change_and_gate_locking() {
     let actions: Vec<_> = log(&s, Some("A-01")).into_iter().map(|e| e.1).collect();
     assert_eq!(actions, ["create", "disable", "enable", "sync-ok", "lock"]);
 }
+
+#[test]
+fn a_large_write_keeps_a_bounded_set_of_live_events_ending_with_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = inline(&dir);
+    let n = limits::SITE_EVENTS_PER_WRITE_MAX + 10;
+    let (kept, newest) = s
+        .write_blocking(move |tx| {
+            for i in 0..n {
+                tx.site_put(&Site::new(&format!("S-{i:03}"), "A"), API, 1)?;
+            }
+            let newest = tx.outbox_bounds()?.1;
+            Ok((tx.take_site_events(), newest))
+        })
+        .unwrap();
+    assert_eq!(kept.len(), limits::SITE_EVENTS_PER_WRITE_MAX);
+    assert_eq!(kept.last().unwrap().id, newest, "the newest is always kept");
+    let first: Vec<i64> = kept[..kept.len() - 1].iter().map(|e| e.id).collect();
+    let want: Vec<i64> = (1..limits::SITE_EVENTS_PER_WRITE_MAX as i64).collect();
+    assert_eq!(first, want, "then the first ones, in order");
+    // Every event is in the outbox regardless.
+    assert_eq!(
+        s.read_blocking(|rx| Ok(rx.rows("event_outbox"))).unwrap(),
+        n as i64
+    );
+}
