@@ -185,14 +185,7 @@ async fn reconcile_site_locks(sched: &Scheduler) -> Result<(), String> {
         .await
         .map_err(|e| format!("site locks: {e}"))?;
     let (release, keep): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| {
-        let policy = if h.release_always {
-            ReleasePolicy::Always
-        } else {
-            ReleasePolicy::Rds {
-                release_sites: h.release_sites,
-            }
-        };
-        policy.releases(h.code, h.manual_end)
+        ReleasePolicy::from_flags(h.release_sites, h.release_always).releases(h.code, h.manual_end)
     });
     for h in &keep {
         log::info!(

@@ -185,13 +185,7 @@ pub fn compile(raw: &RawDefinition) -> Compiled {
         inputs,
         blocks,
         periodic,
-        release: if raw.release_always {
-            ReleasePolicy::Always
-        } else {
-            ReleasePolicy::Rds {
-                release_sites: raw.release_sites,
-            }
-        },
+        release: ReleasePolicy::from_flags(raw.release_sites, raw.release_always),
     });
     Compiled { flow, diagnostics }
 }

@@ -136,6 +136,15 @@ pub enum ReleasePolicy {
 }
 
 impl ReleasePolicy {
+    /// The policy a definition's `releaseSites` and `releasePolicy: "always"` name.
+    pub fn from_flags(release_sites: bool, release_always: bool) -> ReleasePolicy {
+        if release_always {
+            ReleasePolicy::Always
+        } else {
+            ReleasePolicy::Rds { release_sites }
+        }
+    }
+
     /// Whether a run that ended with `code` (`manual_end` for a manual end) releases every
     /// site it still holds. RDS (§4.9): with `releaseSites`, on stop, error and manual end,
     /// never on a normal end; `Always` also on a normal end. Interrupted runs are not ended and
