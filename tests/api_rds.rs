@@ -4,27 +4,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, Server};
-
-fn definition(id: &str, children: Value) -> Value {
-    json!({"id": id, "label": id, "detail": {"inputParams": [
-            {"name": "ms", "type": "Long", "defaultValue": "0"}],
-        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
-            "children": {"default": children}}}})
-}
-
-fn delay_def(id: &str) -> Value {
-    definition(
-        id,
-        json!([
-            {"id": 1, "name": "b1", "blockType": "PrintBp", "children": {},
-             "inputParams": {"message": {"type": "Simple", "value": "start"}}},
-            {"id": 2, "name": "b2", "blockType": "DelayBp", "children": {},
-             "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}},
-            {"id": 3, "name": "b3", "blockType": "PrintBp", "children": {},
-             "inputParams": {"message": {"type": "Simple", "value": "end"}}}]),
-    )
-}
+use support::{config, definition, delay_def, Server};
 
 /// An RDS call: HTTP 200 always, the envelope's code and the whole envelope.
 fn rds(s: &Server, method: &str, path: &str, body: Option<Value>) -> (i64, Value) {

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, Server};
+use support::{config, definition, Server};
 
 fn ids(v: &Value) -> Vec<String> {
     v["items"]
@@ -288,14 +288,13 @@ fn cfg_body_max() -> usize {
     config(dir.path()).http.body_bytes_max
 }
 
-/// A definition whose run prints, waits `taskInputs.ms` and prints again, with release settings.
+/// A definition whose run waits `taskInputs.ms`, with release settings in `extra`.
 fn delay_def(id: &str, extra: Value) -> Value {
-    let mut def = json!({"id": id, "label": id, "detail": {"inputParams": [
-            {"name": "ms", "type": "Long", "defaultValue": "0"}],
-        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
-            "children": {"default": [
-            {"id": 1, "name": "b1", "blockType": "DelayBp", "children": {},
-             "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}}]}}}});
+    let mut def = definition(
+        id,
+        json!([{"id": 1, "name": "b1", "blockType": "DelayBp", "children": {},
+            "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}}]),
+    );
     for (k, v) in extra.as_object().unwrap() {
         def[k] = v.clone();
     }

@@ -3,7 +3,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -120,4 +120,27 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A definition `id` (label `id`) with input `ms` (Long, default 0) and `children` under the
+/// root.
+pub fn definition(id: &str, children: Value) -> Value {
+    json!({"id": id, "label": id, "detail": {"inputParams": [
+            {"name": "ms", "type": "Long", "defaultValue": "0"}],
+        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
+            "children": {"default": children}}}})
+}
+
+/// Prints "start", waits `taskInputs.ms`, prints "end".
+pub fn delay_def(id: &str) -> Value {
+    definition(
+        id,
+        json!([
+            {"id": 1, "name": "b1", "blockType": "PrintBp", "children": {},
+             "inputParams": {"message": {"type": "Simple", "value": "start"}}},
+            {"id": 2, "name": "b2", "blockType": "DelayBp", "children": {},
+             "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}},
+            {"id": 3, "name": "b3", "blockType": "PrintBp", "children": {},
+             "inputParams": {"message": {"type": "Simple", "value": "end"}}}]),
+    )
 }
