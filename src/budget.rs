@@ -250,6 +250,21 @@ fn store_items(_config: &Config) -> Vec<Item> {
     let page_caches = connections * SQLITE_CACHE_KIB * 1024;
     vec![
         item(
+            "site serve page",
+            SITE_SERVE_PAGE,
+            "waiters",
+            SITE_OP_BYTES_MAX + 3 * TASK_ID_BYTES_MAX + BLOCK_NAME_BYTES_ASSUMED,
+            "one serve pass reads the site wait queue SITE_SERVE_PAGE waiters at a time; \
+             the queue itself lives in the store",
+        ),
+        item(
+            "site runs woken",
+            SITE_WAITERS_MAX,
+            "run ids",
+            size_of::<String>() + TASK_ID_BYTES_MAX,
+            "parked runs whose site waiter was served, waiting for a slot (one per waiter)",
+        ),
+        item(
             "writer queue",
             WRITER_QUEUE_MAX,
             "jobs",

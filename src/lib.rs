@@ -21,6 +21,7 @@ pub mod flow;
 pub mod limits;
 pub mod scheduler;
 pub mod server;
+pub mod sites;
 pub mod store;
 pub mod tasks;
 pub mod value;

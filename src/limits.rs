@@ -457,3 +457,21 @@ pub const SITE_BATCH_MAX: usize = 10_000;
 /// re-reads the missing events from the outbox, where all of them are. Bounds the memory of a
 /// large import or release (the outbox and webhooks are not affected).
 pub const SITE_EVENTS_PER_WRITE_MAX: usize = 16;
+
+/// Site operations waiting in the persisted site wait queue (`GetIdleSiteBp` with no match, a
+/// lock or unlock held up by another owner). A block that would wait past it fails (1006) with
+/// a message naming the limit; retry queues it again. Also bounds the waiters a serve pass
+/// reads after a change.
+pub const SITE_WAITERS_MAX: usize = 10_000;
+
+/// Bytes of one site operation as stored (its filters, lists and values as JSON). Larger →
+/// the block fails naming the limit (no site text is longer than `SITE_TEXT_BYTES_MAX`, so
+/// only long group lists come near it).
+pub const SITE_OP_BYTES_MAX: usize = 4 * 1024;
+
+/// Waiters a serve pass reads at a time (keyset pages), bounding its memory to
+/// `SITE_SERVE_PAGE × SITE_OP_BYTES_MAX` whatever the queue length.
+pub const SITE_SERVE_PAGE: usize = 256;
+
+/// Waiting site requests `GET /api/sites/waiters` lists at most (the oldest first).
+pub const SITE_WAITERS_LIST_MAX: usize = 1_000;

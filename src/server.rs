@@ -204,7 +204,7 @@ async fn reconcile_site_locks(sched: &Scheduler) -> Result<(), String> {
         .map(|h| (h.site_id, h.task_id))
         .collect();
     let n = pairs.len();
-    sched
+    let changes = sched
         .store()
         .write(move |tx| {
             let by = crate::store::SiteActor {
@@ -217,10 +217,11 @@ async fn reconcile_site_locks(sched: &Scheduler) -> Result<(), String> {
             }
             // Nobody listens yet; the events stay in the outbox for replay.
             tx.take_site_events();
-            Ok(())
+            Ok(tx.take_site_changes())
         })
         .await
         .map_err(|e| format!("site locks: {e}"))?;
+    sched.sites_changed(changes).await;
     log::warn!("released {n} site locks held by ended tasks");
     Ok(())
 }

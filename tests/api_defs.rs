@@ -371,6 +371,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/sites"),
     ("post", "/api/sites"),
     ("post", "/api/sites/import"),
+    ("get", "/api/sites/waiters"),
     ("get", "/api/sites/{id}"),
     ("put", "/api/sites/{id}"),
     ("delete", "/api/sites/{id}"),

@@ -41,8 +41,8 @@ fn check_passes_a_valid_flow_and_fails_unsupported_ones() {
     let text = String::from_utf8_lossy(&bad.stdout);
     let line = text
         .lines()
-        .find(|l| l.contains("GetIdleSiteBp"))
-        .expect("a diagnostic naming GetIdleSiteBp");
+        .find(|l| l.contains("CSelectAgvBp"))
+        .expect("a diagnostic naming CSelectAgvBp");
     // FILE: LABEL: bN (BlockType) ...: message
     assert!(
         line.starts_with(&example("01-serial-transport-site-lock.json")),

@@ -60,6 +60,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "sites"]) => sites::list(app, &req).await,
         (&M::POST, ["api", "sites"]) => sites::create(app, req).await,
         (&M::POST, ["api", "sites", "import"]) => sites::import(app, req).await,
+        (&M::GET, ["api", "sites", "waiters"]) => sites::waiters(app, &req).await,
         (&M::GET, ["api", "sites", id]) => sites::get(app, id).await,
         (&M::PUT, ["api", "sites", id]) => sites::put(app, id, req).await,
         (&M::DELETE, ["api", "sites", id]) => sites::delete(app, id).await,

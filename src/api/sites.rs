@@ -5,7 +5,9 @@
 use super::error::ApiError;
 use super::http::{self, Body};
 use super::App;
-use crate::limits::{API_LIST_DEFAULT, API_LIST_MAX, SITE_BATCH_MAX};
+use crate::limits::{
+    API_LIST_DEFAULT, API_LIST_MAX, SITE_BATCH_MAX, SITE_WAITERS_LIST_MAX, SITE_WAITERS_MAX,
+};
 use crate::store::{LockOutcome, Site, SiteActor, SiteFilter, StoreError, Tx, UnlockOutcome};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -153,7 +155,8 @@ fn parse_sites(body: Value) -> Result<Vec<Site>, ApiError> {
 }
 
 /// Runs `f` in one store transaction as `who` (the change log's caller), with `why`, then
-/// publishes the site events it committed to live `/api/events` clients.
+/// publishes the site events it committed to live `/api/events` clients and tells the
+/// scheduler which sites changed (site waiters they concern are served).
 pub(super) async fn write_sites<R, F>(
     app: &App,
     who: &'static str,
@@ -165,15 +168,16 @@ where
     F: FnOnce(&mut Tx<'_>, SiteActor<'_>, i64) -> Result<R, StoreError> + Send + 'static,
 {
     let now = app.sched.now_ms();
-    let (out, events) = app
+    let (out, events, changes) = app
         .sched
         .store()
         .write(move |tx| {
             let out = f(tx, SiteActor { who, why }, now)?;
-            Ok((out, tx.take_site_events()))
+            Ok((out, tx.take_site_events(), tx.take_site_changes()))
         })
         .await?;
     app.sched.publish_outbox(events);
+    app.sched.sites_changed(changes).await;
     Ok(out)
 }
 
@@ -414,5 +418,28 @@ pub async fn log(app: &App, id: &str, req: &Request<Incoming>) -> Result<Respons
     Ok(http::json(
         StatusCode::OK,
         &json!({"siteId": id, "items": rows}),
+    ))
+}
+
+/// `GET /api/sites/waiters?limit=`: the persisted site wait queue in service order (priority,
+/// then arrival): which task waits for what, and how often it was tried. `total` counts every
+/// waiter; at most `limit` (default `API_LIST_DEFAULT`, at most `SITE_WAITERS_LIST_MAX`).
+pub async fn waiters(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let mut limit = API_LIST_DEFAULT;
+    for (k, v) in http::query(req) {
+        match k.as_str() {
+            "limit" => limit = parse_limit(&v)?.min(SITE_WAITERS_LIST_MAX),
+            other => return Err(unknown_param(other)),
+        }
+    }
+    let (rows, total) = app
+        .sched
+        .store()
+        .read(move |rx| Ok((rx.site_waiters(limit)?, rx.site_waiters_len()?)))
+        .await
+        .map_err(ApiError::store)?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({"total": total, "capacity": SITE_WAITERS_MAX, "items": rows}),
     ))
 }

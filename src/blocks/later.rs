@@ -1,4 +1,4 @@
-//! Block types RDS has that later issues implement (sites, robots, HTTP, Modbus, scripts,
+//! Block types RDS has that later issues implement (robots, HTTP, Modbus, scripts,
 //! sub-tasks and task control). They are known by name, so `vwed check` reports them as
 //! "not supported yet" errors rather than as unknown types, and no run can reach them.
 
@@ -44,19 +44,6 @@ static LATER: &[KindSpec] = &[
     later("MarkTaskStartBp", Family::TaskControl),
     later("MarkTaskEndBp", Family::TaskControl),
     later("TriggerTaskEventBp", Family::TaskControl),
-    later("GetIdleSiteBp", Family::Site),
-    later("QueryIdleSiteBp", Family::Site),
-    later("GetIdleCrowdedSiteBp", Family::Site),
-    later("SetSiteLockedBp", Family::Site),
-    later("SetSiteUnlockedBp", Family::Site),
-    later("SetSiteFilledBp", Family::Site),
-    later("SetSiteEmptyBp", Family::Site),
-    later("SetSiteContentBp", Family::Site),
-    later("SetSiteTagsBp", Family::Site),
-    later("SetSiteAttrBp", Family::Site),
-    later("GetSiteAttrBp", Family::Site),
-    later("BatchSettingSiteBp", Family::Site),
-    later("GetLockedSitesByTaskRecordIdBp", Family::Site),
     later("CAgvOperationBp", Family::Robot),
     later("CAgvSendOperationBp", Family::Robot),
     later("CAgvMonitorOperationBp", Family::Robot),

@@ -6,6 +6,9 @@
 mod control;
 mod data;
 mod later;
+mod sites;
+
+pub use sites::LOCK_RETRY_MS;
 
 use crate::engine::{Action, Cx, Frame, Raise};
 use crate::flow::model::{Block, Branch};
@@ -187,6 +190,19 @@ pub static REGISTRY: &[&KindSpec] = &[
     &data::TIMESTAMP,
     &data::CURRENT_TIME_STAMP,
     &data::MD5,
+    &sites::GET_IDLE_SITE,
+    &sites::QUERY_IDLE_SITE,
+    &sites::GET_IDLE_CROWDED_SITE,
+    &sites::SET_SITE_LOCKED,
+    &sites::SET_SITE_UNLOCKED,
+    &sites::SET_SITE_FILLED,
+    &sites::SET_SITE_EMPTY,
+    &sites::SET_SITE_CONTENT,
+    &sites::SET_SITE_TAGS,
+    &sites::SET_SITE_ATTR,
+    &sites::GET_SITE_ATTR,
+    &sites::BATCH_SETTING_SITE,
+    &sites::GET_LOCKED_SITES_BY_TASK,
 ];
 
 /// The kind for a `blockType`, runnable or not. `SubTask::<id>` maps to the sub-task kind.
@@ -219,8 +235,10 @@ mod tests {
     fn lookup_finds_runnable_later_and_subtasks() {
         assert!(lookup("WhileBp").unwrap().behaviour.is_some());
         let site = lookup("GetIdleSiteBp").unwrap();
-        assert!(site.behaviour.is_none());
+        assert!(site.behaviour.is_some());
         assert_eq!(site.family, Family::Site);
+        let robot = lookup("CAgvOperationBp").unwrap();
+        assert!(robot.behaviour.is_none());
         assert_eq!(lookup("SubTask::abc").unwrap().family, Family::TaskControl);
         assert!(lookup("NoSuchBp").is_none());
     }

@@ -8,6 +8,7 @@ use crate::flow::model::{Block, Flow, KvPart, ParamSource};
 use crate::limits::{
     BLOCK_INPUTS_BYTES_MAX, FRAME_DATA_BYTES_MAX, LOG_LINE_BYTES_MAX, STATE_DESCRIPTION_BYTES_MAX,
 };
+use crate::sites::SiteReply;
 use crate::value::{self, Map, Value};
 
 /// Requests a behaviour makes of the engine itself (beyond its own frame).
@@ -26,6 +27,8 @@ pub struct Cx<'a> {
     pub(super) fiber: usize,
     pub(super) frame: usize,
     pub(super) params: Map,
+    /// The answer to the block's site operation (only during `woke` after a reply).
+    pub(super) reply: Option<SiteReply>,
     pub(super) requests: Vec<Request>,
 }
 
@@ -44,6 +47,16 @@ impl Cx<'_> {
     /// Evaluated parameters (only during `start`); null values are absent.
     pub fn params(&self) -> &Map {
         &self.params
+    }
+
+    /// The answer to the site operation the block waited for (`None` after a timer).
+    pub fn take_reply(&mut self) -> Option<SiteReply> {
+        self.reply.take()
+    }
+
+    /// The id of the run (a site lock's owner).
+    pub fn run_id(&self) -> &str {
+        &self.run.id
     }
 
     /// A parameter as resolved, `None` when null.

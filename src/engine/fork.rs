@@ -114,8 +114,8 @@ impl Engine<'_> {
         };
         let mut fiber = self.run.fibers.remove(pos);
         while let Some(mut frame) = fiber.frames.pop() {
-            if let Some((token, _)) = frame.wait {
-                self.out.cancelled.push(token);
+            if let Some((token, _)) = &frame.wait {
+                self.out.cancelled.push(*token);
             }
             self.close_stash(&mut frame);
             if !frame.is_base() {

@@ -26,6 +26,7 @@ pub use state::{Fiber, FiberState, Frame, Mode, RunState};
 pub use step::step;
 
 use crate::flow::model::{BlockIdx, Branch};
+use crate::sites::{SiteOp, SiteReply};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,9 @@ pub enum Fork {
 pub enum Wait {
     /// A timer of this many milliseconds.
     Timer { ms: i64 },
+    /// A site operation: the scheduler runs it in the store and answers with
+    /// [`Event::Reply`], at once or when a site change lets it through.
+    Site(Box<SiteOp>),
 }
 
 /// How a block ends abnormally (spec §3.2).
@@ -125,6 +129,13 @@ pub enum Event {
     Continue,
     /// The wait `token` of `fiber` completed.
     Woke { fiber: u32, token: u64 },
+    /// The site operation `token` of `fiber` was answered (read by the block through
+    /// [`Cx::take_reply`]).
+    Reply {
+        fiber: u32,
+        token: u64,
+        reply: SiteReply,
+    },
     /// Stop the run (1001).
     Stop,
     /// End the run by hand (1003 with the manual-end marker).
@@ -148,10 +159,22 @@ pub struct Effect {
 }
 
 /// The kinds of waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EffectKind {
     /// Wake at this wall-clock time (ms since the epoch).
     Timer { until_ms: i64 },
+    /// Run this site operation; answered with [`Event::Reply`].
+    Site(Box<SiteOp>),
+}
+
+impl EffectKind {
+    /// A timer's deadline.
+    pub fn until_ms(&self) -> Option<i64> {
+        match self {
+            EffectKind::Timer { until_ms } => Some(*until_ms),
+            EffectKind::Site(_) => None,
+        }
+    }
 }
 
 /// Task log levels (RDS: "1" info, "2" stop, "3" error, "4" warn).

@@ -242,7 +242,7 @@ impl<'f> Sim<'f> {
             });
             let live = self.run.fibers.iter().any(|f| {
                 f.id == effect.fiber
-                    && f.frames.last().and_then(|t| t.wait).map(|w| w.0) == Some(token)
+                    && f.frames.last().and_then(|t| t.wait.as_ref()).map(|w| w.0) == Some(token)
             });
             self.ensure(live, || {
                 format!("effect {effect:?} is not the wait of a live fiber")
@@ -265,7 +265,7 @@ impl<'f> Sim<'f> {
             .fibers
             .iter()
             .filter(|f| f.state == FiberState::Waiting)
-            .filter_map(|f| f.frames.last().and_then(|t| t.wait).map(|w| w.0))
+            .filter_map(|f| f.frames.last().and_then(|t| t.wait.as_ref()).map(|w| w.0))
             .collect();
         match self.outcome() {
             Outcome::More | Outcome::Waiting => self.ensure(pending == waits, || {
@@ -288,13 +288,13 @@ impl<'f> Sim<'f> {
     /// the pending list was rebuilt).
     fn fire(&mut self) {
         let Some(i) = (0..self.pending.len()).min_by_key(|&i| {
-            let EffectKind::Timer { until_ms } = self.pending[i].kind;
+            let until_ms = self.pending[i].kind.until_ms().unwrap_or(i64::MAX);
             (until_ms, self.pending[i].token)
         }) else {
             return self.ensure(false, || "asked to fire with no timer pending".into());
         };
         let effect = self.pending.remove(i);
-        let EffectKind::Timer { until_ms } = effect.kind;
+        let until_ms = effect.kind.until_ms().unwrap_or(i64::MAX);
         self.checker.woken.insert(effect.token);
         self.host.now = self.host.now.max(until_ms);
         self.step(Event::Woke {

@@ -14,6 +14,7 @@ use crate::flow::model::{BlockIdx, Branch, Flow};
 use crate::limits::{
     LOG_LINE_BYTES_MAX, RECORD_VALUE_BYTES_MAX, STEP_OPS_MAX, STEP_RECORD_BYTES_MAX,
 };
+use crate::sites::SiteReply;
 use crate::value::{self, Map, Value};
 
 /// Applies `event` to `run` and advances it. The returned records must be persisted, together
@@ -55,7 +56,7 @@ pub(super) struct Engine<'a> {
 pub(super) enum Hook {
     Start(Map),
     BranchDone,
-    Woke,
+    Woke(Option<SiteReply>),
     Joined,
     Break,
     Caught(Raised),
@@ -71,7 +72,12 @@ impl Engine<'_> {
         match event {
             Event::Start => self.start_root(),
             Event::Continue => {}
-            Event::Woke { fiber, token } => self.woke(fiber, token),
+            Event::Woke { fiber, token } => self.woke(fiber, token, None),
+            Event::Reply {
+                fiber,
+                token,
+                reply,
+            } => self.woke(fiber, token, Some(reply)),
             Event::Stop => self.terminate(code::STOPPED, block_code::STOP, "stopped"),
             Event::ManualEnd => self.terminate(code::MANUAL_END, block_code::END, "manual end"),
             Event::Pause => self.run.paused = true,
@@ -115,7 +121,7 @@ impl Engine<'_> {
         self.run.next_fiber = 1;
     }
 
-    pub(super) fn woke(&mut self, fid: u32, token: u64) {
+    pub(super) fn woke(&mut self, fid: u32, token: u64, reply: Option<SiteReply>) {
         let Some(pos) = self.run.fiber_pos(fid) else {
             return;
         };
@@ -123,7 +129,7 @@ impl Engine<'_> {
         let Some(top) = fiber.frames.last_mut() else {
             return;
         };
-        if top.mode != Mode::Waiting || top.wait.map(|w| w.0) != Some(token) {
+        if top.mode != Mode::Waiting || top.wait.as_ref().map(|w| w.0) != Some(token) {
             return; // stale: the wait was cancelled or already answered
         }
         top.wait = None;
@@ -132,7 +138,7 @@ impl Engine<'_> {
         if top.is_base() {
             return; // a staggered parallel-repeat copy may start now
         }
-        let result = self.call(fid, Hook::Woke);
+        let result = self.call(fid, Hook::Woke(reply));
         self.apply(fid, result);
     }
 
@@ -177,7 +183,7 @@ impl Engine<'_> {
             if fiber.state != FiberState::Waiting {
                 continue;
             }
-            if let Some((token, kind)) = fiber.frames.last().and_then(|f| f.wait) {
+            if let Some((token, kind)) = fiber.frames.last().and_then(|f| f.wait.clone()) {
                 self.out.effects.push(Effect {
                     fiber: fiber.id,
                     token,
@@ -320,9 +326,10 @@ impl Engine<'_> {
         let pos = self.pos(fid);
         let frame = self.run.fibers[pos].frames.len() - 1;
         let behaviour = self.behaviour(self.run.fibers[pos].frames[frame].block);
-        let (params, hook) = match hook {
-            Hook::Start(params) => (params, None),
-            other => (Map::new(), Some(other)),
+        let (params, reply, hook) = match hook {
+            Hook::Start(params) => (params, None, None),
+            Hook::Woke(reply) => (Map::new(), reply, Some(Hook::Woke(None))),
+            other => (Map::new(), None, Some(other)),
         };
         let mut cx = Cx {
             flow: self.flow,
@@ -332,12 +339,13 @@ impl Engine<'_> {
             fiber: pos,
             frame,
             params,
+            reply,
             requests: Vec::new(),
         };
         let result = match hook {
             None => behaviour.start(&mut cx),
             Some(Hook::BranchDone) => behaviour.branch_done(&mut cx),
-            Some(Hook::Woke) => behaviour.woke(&mut cx),
+            Some(Hook::Woke(_)) => behaviour.woke(&mut cx),
             Some(Hook::Joined) => behaviour.joined(&mut cx),
             Some(Hook::Break) => behaviour.on_break(&mut cx),
             Some(Hook::Caught(raised)) => behaviour.on_caught(&mut cx, Raise::Again(raised)),
@@ -367,6 +375,7 @@ impl Engine<'_> {
                 let until_ms = self.host.now_ms().saturating_add(ms.max(0));
                 self.wait(fid, EffectKind::Timer { until_ms });
             }
+            Ok(Action::Wait(Wait::Site(op))) => self.wait(fid, EffectKind::Site(op)),
             Ok(Action::Fork(fork)) => self.fork(fid, fork),
             Err(raise) => self.raise(fid, raise),
         }
@@ -378,7 +387,7 @@ impl Engine<'_> {
         let fiber = &mut self.run.fibers[pos];
         let top = fiber.frames.last_mut().expect("frame");
         top.mode = Mode::Waiting;
-        top.wait = Some((token, kind));
+        top.wait = Some((token, kind.clone()));
         fiber.state = FiberState::Waiting;
         self.out.effects.push(Effect {
             fiber: fid,

@@ -102,13 +102,14 @@ impl Harness {
 
     /// Fires the earliest pending timer, moving the clock to it.
     pub fn fire_next(&mut self) -> bool {
-        let Some(i) = (0..self.pending.len()).min_by_key(|&i| match self.pending[i].kind {
-            EffectKind::Timer { until_ms } => until_ms,
-        }) else {
+        let Some(i) = (0..self.pending.len())
+            .filter(|&i| self.pending[i].kind.until_ms().is_some())
+            .min_by_key(|&i| self.pending[i].kind.until_ms())
+        else {
             return false;
         };
         let e = self.pending.remove(i);
-        let EffectKind::Timer { until_ms } = e.kind;
+        let until_ms = e.kind.until_ms().expect("a timer");
         self.host.now = self.host.now.max(until_ms);
         self.event(Event::Woke {
             fiber: e.fiber,

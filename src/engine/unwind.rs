@@ -271,8 +271,8 @@ impl Engine<'_> {
 
     pub(super) fn cancel_all_waits(&mut self) {
         for fiber in &self.run.fibers {
-            if let Some((token, _)) = fiber.frames.last().and_then(|f| f.wait) {
-                self.out.cancelled.push(token);
+            if let Some((token, _)) = fiber.frames.last().and_then(|f| f.wait.as_ref()) {
+                self.out.cancelled.push(*token);
             }
         }
         self.out.effects.clear();

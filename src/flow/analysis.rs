@@ -134,6 +134,7 @@ pub(super) fn check(blocks: &[Block], diags: &mut Diags) {
         match block.kind.name {
             "WhileBp" => while_can_end(&tree, &setters, i, diags),
             "BreakBp" => break_in_loop(&tree, i, diags),
+            "BatchSettingSiteBp" => batch_targets(block, diags),
             _ => {}
         }
     }
@@ -265,4 +266,18 @@ fn break_in_loop(tree: &Tree<'_>, b: BlockIdx, diags: &mut Diags) {
                blocks do not catch it): the run will fail when it is reached"
         .to_string();
     diags.warn(Some(&tree.blocks[b as usize]), None, msg);
+}
+
+/// `BatchSettingSiteBp` with both lists empty updates every site (spec §3.7): warn unless one
+/// of them is a literal non-empty list.
+fn batch_targets(block: &Block, diags: &mut Diags) {
+    let listed = |name: &str| {
+        matches!(block.param(name).map(|p| &p.source), Some(ParamSource::Simple(s))
+            if serde_json::from_str::<serde_json::Value>(s)
+                .is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+    };
+    if !listed("siteIds") && !listed("groupNames") {
+        let msg = "siteIds and groupNames may both be empty: then every site is updated".into();
+        diags.warn(Some(block), Some("siteIds"), msg);
+    }
 }

@@ -110,6 +110,7 @@ impl Driver {
             Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
             Command::Cache { key, value, reply } => self.cache_write(key, value, reply),
             Command::ReloadPeriodic { reply } => self.reload_periodic(reply),
+            Command::SitesChanged(changes) => self.sites.changed(changes),
         }
     }
 
@@ -199,7 +200,11 @@ impl Driver {
             (_, s) if s.is_terminal() => {
                 let _ = reply.send(Err(illegal(s)));
             }
-            (Control::Stop | Control::ManualEnd, _) if has_checkpoint => {
+            // A running run that is not loaded is parked on site waiters: it is loaded just
+            // to apply the command (stop, manual end, or pause: it leaves the site queues).
+            (Control::Stop | Control::ManualEnd, _) | (Control::Pause, S::Running)
+                if has_checkpoint =>
+            {
                 let loads = self.slots.values().filter(|s| s.control_only).count();
                 if loads >= CONTROL_LOADS_MAX {
                     let _ = reply.send(Err(ControlError::Busy(format!(
@@ -209,15 +214,13 @@ impl Driver {
                     return;
                 }
                 let mut slot = Slot::loading(true);
-                slot.events.push_back(if action == Control::Stop {
-                    Event::Stop
-                } else {
-                    Event::ManualEnd
-                });
-                slot.waiters.push(Waiter {
-                    want: Want::Terminal,
-                    reply,
-                });
+                let (event, want) = match action {
+                    Control::Stop => (Event::Stop, Want::Terminal),
+                    Control::Pause => (Event::Pause, Want::Settled),
+                    _ => (Event::ManualEnd, Want::Terminal),
+                };
+                slot.events.push_back(event);
+                slot.waiters.push(Waiter { want, reply });
                 self.start_load(id, slot);
             }
             (Control::Stop, _) => {
@@ -343,6 +346,7 @@ impl Driver {
                         return Ok(Some((rec.status, false)));
                     }
                     tx.set_task_priority(&id2, priority, level)?;
+                    tx.site_requests_priority(&id2, priority)?;
                     Ok(Some((rec.status, true)))
                 })
                 .await;

@@ -15,7 +15,7 @@ use crate::limits::{
     CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
     STORE_RETRIES_MAX, STORE_RETRY_MS,
 };
-use crate::store::{OutboxEvent, QueuedRef, StoreError, TaskStatus};
+use crate::store::{OutboxEvent, QueuedRef, Served, SiteChanges, StoreError, TaskStatus};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -63,13 +63,17 @@ pub(super) enum Completion {
     PeriodicLoaded(Box<super::periodic::Reloaded>),
     /// A control command read the run's record; continue it in the driver.
     ControlRead(Box<super::control::ControlRead>),
+    /// A run's site operation was submitted to the store.
+    SiteSubmitted(Box<super::site_waits::SubmitDone>),
+    /// A serve pass over the site waiters ended.
+    SitesServed(Result<(Vec<Served>, SiteChanges), StoreError>),
 }
 
 /// A step's write came back.
 pub(super) struct Commit {
     run: String,
-    /// The outbox events the step appended, once committed.
-    result: Result<Vec<OutboxEvent>, StoreError>,
+    /// The outbox events the step appended and the sites it changed, once committed.
+    result: Result<(Vec<OutboxEvent>, SiteChanges), StoreError>,
     effects: Vec<Effect>,
     outcome: Outcome,
     status: Option<StatusChange>,
@@ -91,6 +95,10 @@ pub(super) struct Slot {
     pub control_only: bool,
     /// Loaded again after a failed commit: the store may still say `running`.
     pub reload: bool,
+    /// Loaded because a site waiter of it was served while it was parked (it is `running`).
+    pub wake: bool,
+    /// Site operations submitted and not answered yet.
+    pub site_pending: u32,
 }
 
 impl Slot {
@@ -104,6 +112,8 @@ impl Slot {
             waiters: Vec::new(),
             control_only,
             reload: false,
+            wake: false,
+            site_pending: 0,
         }
     }
 }
@@ -124,6 +134,8 @@ pub(super) struct Driver {
     pub periodic: Vec<super::periodic::Periodic>,
     /// Periodic reloads started / the newest one applied (an older read never overrides).
     pub periodic_seq: (u64, u64),
+    /// The site wait queue's driver side (changes not yet served, parked runs woken).
+    pub sites: super::site_waits::SiteWaits,
 }
 
 impl Driver {
@@ -174,6 +186,9 @@ impl Driver {
             shutting_down: None,
             periodic,
             periodic_seq: (0, 0),
+            // A change committed just before a crash may not have been served: check every
+            // waiter once.
+            sites: super::site_waits::SiteWaits::after_start(),
             shared,
         })
     }
@@ -219,6 +234,7 @@ impl Driver {
             self.timers.next_deadline(),
             self.reloads.iter().map(|(_, t)| *t).min(),
             self.next_periodic(),
+            self.sites.retry_at,
         ]
         .into_iter()
         .flatten()
@@ -234,6 +250,7 @@ impl Driver {
         g.timers_capacity.store(self.timers.capacity(), Relaxed);
         g.inflight.store(self.inflight.len(), Relaxed);
         g.cache_entries.store(self.cache.len(), Relaxed);
+        g.sites_woken.store(self.sites.woken_len(), Relaxed);
     }
 
     /// Whether the driver may take another command: its in-flight store work stays within one
@@ -246,7 +263,7 @@ impl Driver {
         self.inflight.len() < cap
     }
 
-    fn active(&self) -> usize {
+    pub(super) fn active(&self) -> usize {
         self.slots.values().filter(|s| !s.control_only).count()
     }
 
@@ -268,6 +285,8 @@ impl Driver {
                 }
             }));
         }
+        self.serve_sites();
+        self.load_woken();
         let now = self.shared.clock.now_ms();
         while self.active() < self.shared.config.runs_active_max {
             let Some(next) = self.ready.pop(now) else {
@@ -334,6 +353,8 @@ impl Driver {
                 }
             }
             Completion::ControlRead(read) => self.control_read(*read),
+            Completion::SiteSubmitted(done) => self.site_submitted(*done),
+            Completion::SitesServed(result) => self.sites_served(result),
         }
     }
 
@@ -352,6 +373,7 @@ impl Driver {
         };
         let status = loaded.record.status;
         let expected = match (slot.control_only, slot.reload) {
+            _ if slot.wake => status == TaskStatus::Running,
             (_, true) => matches!(status, TaskStatus::Running | TaskStatus::Queued),
             (true, _) => !status.is_terminal(),
             (false, false) => status == TaskStatus::Queued,
@@ -399,6 +421,10 @@ impl Driver {
         let Some(event) = slot.events.pop_front() else {
             return;
         };
+        let took_answer = match &event {
+            Event::Reply { token, .. } => Some(*token),
+            _ => None,
+        };
         let flow = slot.flow.clone().expect("loaded slot has a flow");
         let state = slot.state.as_mut().expect("loaded");
         let mut host = RunHost {
@@ -415,7 +441,12 @@ impl Driver {
             .then_some(change);
         let now = self.shared.clock.now_ms();
         let write = match StepWrite::new(&flow, state, &out, status.clone(), now) {
-            Ok(w) => w,
+            Ok(mut w) => {
+                if let Some(token) = took_answer {
+                    w.took_site_answer(token);
+                }
+                w
+            }
             Err(e) => {
                 log::error!("run {id}: {e}");
                 return self.commit_failed(id.to_string(), StoreError::Io(e));
@@ -448,10 +479,11 @@ impl Driver {
             status,
             events,
         } = commit;
-        let outbox = match result {
-            Ok(events) => events,
+        let (outbox, changes) = match result {
+            Ok(done) => done,
             Err(e) => return self.commit_failed(id, e),
         };
+        self.sites.changed(changes);
         self.failures.remove(&id);
         for event in outbox {
             let _ = self.shared.outbox.send(Arc::new(event));
@@ -467,8 +499,15 @@ impl Driver {
             let _ = self.shared.events.send(event);
         }
         let mut failed_timer = None;
+        let mut site_effects = Vec::new();
         for effect in effects {
-            let EffectKind::Timer { until_ms } = effect.kind;
+            let until_ms = match effect.kind {
+                EffectKind::Timer { until_ms } => until_ms,
+                EffectKind::Site(op) => {
+                    site_effects.push((effect.fiber, effect.token, op));
+                    continue;
+                }
+            };
             let key = TimerKey {
                 run: id.clone(),
                 fiber: effect.fiber,
@@ -490,10 +529,14 @@ impl Driver {
         }
         let current = slot.status;
         super::control::answer_ready(&mut slot.waiters, current, settled);
-        if settled && slot.events.is_empty() {
+        for (fiber, token, op) in site_effects {
+            self.submit_site_op(&id, fiber, token, *op);
+        }
+        if settled && self.slots.get(&id).is_some_and(|s| s.events.is_empty()) {
             self.unload(&id);
         } else {
             self.kick(&id);
+            self.park_if_only_sites(&id);
         }
     }
 
@@ -573,6 +616,9 @@ impl Driver {
                 }
                 self.kick(&key.run);
             }
+        }
+        if self.sites.retry_at.is_some_and(|t| t <= now) {
+            self.sites.retry_at = None;
         }
         while self.reloads.front().is_some_and(|(_, t)| *t <= now) {
             let (id, _) = self.reloads.pop_front().expect("front");

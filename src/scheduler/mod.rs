@@ -14,10 +14,13 @@ mod loader;
 mod periodic;
 mod persist;
 mod ready;
+mod site_waits;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_bounds;
+#[cfg(test)]
+mod tests_sites;
 mod timers;
 
 pub use admission::{SubmitError, SubmitRequest, Submitted};
@@ -163,6 +166,8 @@ pub struct SchedulerStats {
     pub flows_cached: usize,
     pub cache_entries: usize,
     pub commit_failures: usize,
+    /// Parked runs whose site waiter was served, waiting for a slot to load.
+    pub sites_woken: usize,
 }
 
 /// Counters the driver publishes.
@@ -176,6 +181,7 @@ struct Gauges {
     inflight: AtomicUsize,
     cache_entries: AtomicUsize,
     commit_failures: AtomicUsize,
+    sites_woken: AtomicUsize,
 }
 
 enum Command {
@@ -206,6 +212,8 @@ enum Command {
     ReloadPeriodic {
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Sites changed outside a run (the API): serve the site waiters it may concern.
+    SitesChanged(crate::store::SiteChanges),
 }
 
 struct Shared {
@@ -401,6 +409,18 @@ impl Scheduler {
         }
     }
 
+    /// Tells the driver that sites changed outside a run (committed API writes), so the site
+    /// waiters those changes concern are served.
+    pub async fn sites_changed(&self, changes: crate::store::SiteChanges) {
+        if !changes.is_empty() {
+            let _ = self
+                .shared
+                .commands
+                .send(Command::SitesChanged(changes))
+                .await;
+        }
+    }
+
     /// Run events from now on. A receiver that falls behind `RUN_EVENTS_CAPACITY` loses the
     /// oldest events and is told how many.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
@@ -464,6 +484,7 @@ impl Scheduler {
             flows_cached: self.shared.flows.len(),
             cache_entries: g.cache_entries.load(Relaxed),
             commit_failures: g.commit_failures.load(Relaxed),
+            sites_woken: g.sites_woken.load(Relaxed),
         }
     }
 

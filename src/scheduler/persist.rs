@@ -6,7 +6,9 @@ use super::{RunEvent, RunEventKind};
 use crate::engine::{code, Ended, Outcome, Record, RunState, StepOutput};
 use crate::flow::model::Flow;
 use crate::limits::BLOCK_RECORDS_PER_RUN_MAX;
-use crate::store::{BlockStart, OutboxEvent, SiteActor, StoreError, TaskFields, TaskStatus, Tx};
+use crate::store::{
+    BlockStart, OutboxEvent, SiteActor, SiteChanges, StoreError, TaskFields, TaskStatus, Tx,
+};
 use serde_json::json;
 
 /// Block records a run writes between two prunings of its own records once it is past
@@ -97,7 +99,20 @@ pub struct StepWrite {
     started: bool,
     /// The run ended and its definition's release policy releases the sites it holds.
     release_sites: bool,
+    /// What becomes of the run's site requests.
+    site_requests: SiteRequests,
     now_ms: i64,
+}
+
+/// The run's rows in the site wait queue after a step.
+#[derive(Debug, Default)]
+struct SiteRequests {
+    /// Answers taken and waits cancelled by the step.
+    closed: Vec<u64>,
+    /// Paused or interrupted: the run leaves every queue (untaken answers stay).
+    leave: bool,
+    /// Ended: every row goes.
+    end: bool,
 }
 
 impl StepWrite {
@@ -184,6 +199,21 @@ impl StepWrite {
             Some(Outcome::Ended(e)) => flow.release.releases(e.code, e.manual_end),
             _ => false,
         };
+        // Pause and interrupt cancel waits that resume and retry issue again with the same
+        // tokens: the run only leaves the queues, keeping answers it has not taken yet.
+        let leave = matches!(
+            out.outcome,
+            Some(Outcome::Paused | Outcome::Interrupted { .. })
+        );
+        let site_requests = SiteRequests {
+            closed: if leave {
+                Vec::new()
+            } else {
+                out.cancelled.clone()
+            },
+            leave,
+            end: ended,
+        };
         let checkpoint = if ended {
             None
         } else {
@@ -202,13 +232,19 @@ impl StepWrite {
                 ),
             started,
             release_sites,
+            site_requests,
             now_ms,
         })
     }
 
-    /// Applies the write inside the writer's transaction.
-    /// Applies the write inside the writer's transaction; the outbox events it appended.
-    pub fn apply(self, tx: &mut Tx<'_>) -> Result<Vec<OutboxEvent>, StoreError> {
+    /// The step took the answer of the site request `token`: its row goes with the step.
+    pub fn took_site_answer(&mut self, token: u64) {
+        self.site_requests.closed.push(token);
+    }
+
+    /// Applies the write inside the writer's transaction; the outbox events it appended and
+    /// the sites it changed (released at the end).
+    pub fn apply(self, tx: &mut Tx<'_>) -> Result<(Vec<OutboxEvent>, SiteChanges), StoreError> {
         let id = self.run.as_str();
         let now = self.now_ms;
         let mut events = Vec::new();
@@ -295,7 +331,16 @@ impl StepWrite {
             }
             events.extend(tx.take_site_events());
         }
-        Ok(events)
+        let sr = &self.site_requests;
+        if sr.end {
+            tx.site_requests_end(id)?;
+        } else {
+            tx.site_requests_close(id, &sr.closed)?;
+            if sr.leave {
+                tx.site_requests_leave(id)?;
+            }
+        }
+        Ok((events, tx.take_site_changes()))
     }
 }
 

@@ -16,6 +16,8 @@ mod prune;
 mod queries;
 mod records;
 mod schema;
+mod site_ops;
+mod site_requests;
 mod sites;
 mod tasks;
 mod writer;
@@ -26,6 +28,10 @@ mod tests;
 mod tests_history;
 #[cfg(test)]
 mod tests_queries;
+#[cfg(test)]
+mod tests_site_ops;
+#[cfg(test)]
+mod tests_site_requests;
 #[cfg(test)]
 mod tests_sites;
 
@@ -43,6 +49,7 @@ use tokio::sync::{mpsc, Semaphore};
 pub use error::StoreError;
 pub use model::*;
 pub use schema::{SCHEMA_VERSION, SQLITE_VERSION_MIN};
+pub use site_requests::{Served, SiteRequest, SiteWaiter, Submitted};
 pub use sites::{
     HeldByEndedRun, LockOutcome, Site, SiteActor, SiteFilter, SiteLogEntry, UnlockOutcome,
 };
@@ -107,6 +114,47 @@ pub struct Tx<'c> {
     /// write is committed (`take_site_events`): at most `SITE_EVENTS_PER_WRITE_MAX`, the last
     /// one always the newest.
     site_events: Vec<OutboxEvent>,
+    /// The sites this job changed, for waking site waiters (`take_site_changes`).
+    site_changes: SiteChanges,
+}
+
+/// Which sites a write changed: their ids (at most `SITE_EVENTS_PER_WRITE_MAX`), or `all`
+/// when there were more (then every site waiter is checked again).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteChanges {
+    pub ids: Vec<String>,
+    pub all: bool,
+}
+
+impl SiteChanges {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && !self.all
+    }
+
+    /// Adds one changed site; past `SITE_EVENTS_PER_WRITE_MAX` ids this becomes `all`.
+    pub fn add(&mut self, site_id: &str) {
+        if self.all || self.ids.iter().any(|id| id == site_id) {
+            return;
+        }
+        if self.ids.len() >= limits::SITE_EVENTS_PER_WRITE_MAX {
+            self.ids = Vec::new();
+            self.all = true;
+        } else {
+            self.ids.push(site_id.to_string());
+        }
+    }
+
+    /// Adds every change of `other`.
+    pub fn merge(&mut self, other: SiteChanges) {
+        if other.all {
+            self.ids = Vec::new();
+            self.all = true;
+        }
+        for id in &other.ids {
+            self.add(id);
+        }
+    }
 }
 
 impl<'c> Tx<'c> {
@@ -114,12 +162,19 @@ impl<'c> Tx<'c> {
         Tx {
             rx: Rx { conn },
             site_events: Vec::new(),
+            site_changes: SiteChanges::default(),
         }
+    }
+
+    /// The sites changed so far in this job (taken, not copied).
+    pub fn take_site_changes(&mut self) -> SiteChanges {
+        std::mem::take(&mut self.site_changes)
     }
 
     /// Keeps `event` for publishing, within `SITE_EVENTS_PER_WRITE_MAX` (the newest replaces
     /// the last kept one when full).
-    fn keep_site_event(&mut self, event: OutboxEvent) {
+    fn keep_site_event(&mut self, site_id: &str, event: OutboxEvent) {
+        self.site_changes.add(site_id);
         if self.site_events.len() < limits::SITE_EVENTS_PER_WRITE_MAX {
             self.site_events.push(event);
         } else if let Some(last) = self.site_events.last_mut() {

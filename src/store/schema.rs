@@ -10,7 +10,7 @@ use super::error::{Result, StoreError};
 use crate::limits;
 
 /// The schema version this binary writes and understands.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The whole schema at `SCHEMA_VERSION`, for a new database.
 const SCHEMA_SQL: &str = include_str!("../../schema.sql");
@@ -54,6 +54,11 @@ pub(crate) const UPGRADES: &[Upgrade] = &[
     Upgrade {
         to: 5,
         sql: include_str!("schema_v5.sql"),
+    },
+    // 6: the persisted site wait queue.
+    Upgrade {
+        to: 6,
+        sql: include_str!("schema_v6.sql"),
     },
 ];
 

@@ -255,11 +255,11 @@ pub struct HeldByEndedRun {
     pub release_always: bool,
 }
 
-const SITE_COLUMNS: &str = "site_id, site_name, group_name, area, type, content, filled, locked, \
-     locked_by, disabled, sync_failed, tags, attributes, row_num, col_num, level, depth, no, \
-     updated_ms";
+pub(super) const SITE_COLUMNS: &str = "site_id, site_name, group_name, area, type, content, \
+     filled, locked, locked_by, disabled, sync_failed, tags, attributes, row_num, col_num, level, \
+     depth, no, updated_ms";
 
-fn site_from_row(r: &Row<'_>) -> rusqlite::Result<Site> {
+pub(super) fn site_from_row(r: &Row<'_>) -> rusqlite::Result<Site> {
     let attrs: String = r.get(12)?;
     Ok(Site {
         site_id: r.get(0)?,
@@ -287,7 +287,7 @@ fn site_from_row(r: &Row<'_>) -> rusqlite::Result<Site> {
 impl Tx<'_> {
     /// Appends one change-log row and trims the log to `SITE_LOG_ROWS_MAX` (oldest first; the
     /// new row is never trimmed).
-    fn site_log(
+    pub(super) fn site_log(
         &mut self,
         site_id: &str,
         action: &str,
@@ -316,7 +316,7 @@ impl Tx<'_> {
             payload["disabled"] = json!(site.disabled);
         }
         let event = self.outbox_append("site", None, &payload.to_string(), now_ms)?;
-        self.keep_site_event(event);
+        self.keep_site_event(site_id, event);
         Ok(())
     }
 

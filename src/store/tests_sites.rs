@@ -10,10 +10,11 @@ const API: SiteActor<'static> = SiteActor {
     why: "test",
 };
 
-/// Removes what schema 5 added, so a test can fake an older database.
+/// Removes what schemas 5 and later added, so a test can fake an older database.
 pub(super) fn drop_v5(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "DROP TABLE site; DROP TABLE site_log; DELETE FROM store_counter WHERE name = 'site';",
+        "DROP TABLE site; DROP TABLE site_log; DELETE FROM store_counter WHERE name = 'site'; \
+         DROP TABLE site_request;",
     )
     .unwrap();
 }

@@ -1,0 +1,261 @@
+//! The driver's side of site operations and the persisted site wait queue.
+//!
+//! A block's site operation is an effect: after the step that asked for it is committed, the
+//! driver submits it to the store (`Tx::site_request_submit`), which answers it at once or keeps
+//! it as a waiter. An answer becomes [`Event::Reply`] for the run. A run whose every wait is a
+//! site waiter is *parked*: unloaded from its slot (its status stays `running`), so waiters
+//! never hold run slots. Every committed site change (steps, serve passes, the API) is merged
+//! into one pending [`SiteChanges`]; one serve pass at a time (`Tx::site_serve`) answers the
+//! waiters those changes concern. A served run that is loaded gets its reply directly; a parked
+//! one is loaded again (`woken`, ahead of the ready rings) and its `Recover` asks again, which
+//! finds the kept answer. Nothing here runs while nothing changes: there is no polling.
+
+use super::driver::{Completion, Driver, Slot};
+use crate::engine::{EffectKind, Event, FiberState};
+use crate::limits::{RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS};
+use crate::sites::{SiteOp, SiteReply};
+use crate::store::{Served, SiteChanges, SiteRequest, StoreError, Submitted};
+use std::collections::VecDeque;
+
+/// A submitted site operation came back.
+pub(super) struct SubmitDone {
+    run: String,
+    fiber: u32,
+    token: u64,
+    result: Result<(Submitted, SiteChanges), StoreError>,
+}
+
+/// Site-wait state of the driver.
+pub(super) struct SiteWaits {
+    /// Changes committed and not yet served.
+    pending: SiteChanges,
+    /// A serve pass is in flight.
+    serving: bool,
+    /// Parked runs with a served waiter, to load again (each once; at most one per waiter,
+    /// so bounded by `SITE_WAITERS_MAX`).
+    woken: VecDeque<String>,
+    /// After a failed serve pass: when to try again.
+    pub retry_at: Option<i64>,
+}
+
+impl SiteWaits {
+    /// The state at start: every waiter is checked once.
+    pub fn after_start() -> SiteWaits {
+        SiteWaits {
+            pending: SiteChanges {
+                ids: Vec::new(),
+                all: true,
+            },
+            serving: false,
+            woken: VecDeque::new(),
+            retry_at: None,
+        }
+    }
+
+    /// Sites changed (committed).
+    pub fn changed(&mut self, changes: SiteChanges) {
+        self.pending.merge(changes);
+    }
+
+    /// Parked runs waiting to be loaded again.
+    pub fn woken_len(&self) -> usize {
+        self.woken.len()
+    }
+}
+
+impl Driver {
+    /// Submits the site operation `token` of `fiber` of run `id` (its step is committed).
+    pub(super) fn submit_site_op(&mut self, id: &str, fiber: u32, token: u64, op: SiteOp) {
+        let Some(slot) = self.slots.get_mut(id) else {
+            return;
+        };
+        let (Some(state), Some(flow)) = (slot.state.as_ref(), slot.flow.as_ref()) else {
+            return;
+        };
+        let block = state
+            .fibers
+            .iter()
+            .find(|f| f.id == fiber)
+            .and_then(|f| f.frames.last())
+            .map(|frame| flow.block(frame.block).name.clone())
+            .unwrap_or_default();
+        let priority = state
+            .task
+            .get("priority")
+            .and_then(|p| p.as_i64())
+            .unwrap_or(0);
+        slot.site_pending += 1;
+        let req = SiteRequest {
+            run_id: id.to_string(),
+            fiber,
+            token,
+            priority,
+            block,
+            op,
+        };
+        let store = self.shared.store.clone();
+        let now = self.shared.clock.now_ms();
+        self.inflight.push(Box::pin(async move {
+            let run = req.run_id.clone();
+            let result = store
+                .write(move |tx| {
+                    let submitted = tx.site_request_submit(&req, now)?;
+                    Ok((submitted, tx.take_site_changes()))
+                })
+                .await;
+            Completion::SiteSubmitted(Box::new(SubmitDone {
+                run,
+                fiber,
+                token,
+                result,
+            }))
+        }));
+    }
+
+    pub(super) fn site_submitted(&mut self, done: SubmitDone) {
+        let SubmitDone {
+            run,
+            fiber,
+            token,
+            result,
+        } = done;
+        if let Some(slot) = self.slots.get_mut(&run) {
+            slot.site_pending = slot.site_pending.saturating_sub(1);
+        }
+        let reply = match result {
+            Ok((Submitted::Answered(reply), changes)) => {
+                self.sites.changed(changes);
+                reply
+            }
+            Ok((Submitted::Waiting, changes)) => {
+                self.sites.changed(changes);
+                return self.park_if_only_sites(&run);
+            }
+            Ok((Submitted::Dropped, _)) => return,
+            Err(e) => SiteReply::Failed(format!("site store: {e}")),
+        };
+        self.deliver(&run, fiber, token, reply);
+    }
+
+    /// Gives a loaded run the answer to its site operation.
+    fn deliver(&mut self, run: &str, fiber: u32, token: u64, reply: SiteReply) {
+        let Some(slot) = self.slots.get_mut(run) else {
+            return;
+        };
+        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
+            // Cannot happen (one event per fiber wait); the answer stays in the store and the
+            // run asks again when it is next loaded.
+            log::error!("run {run}: event queue full; site answer left for its next load");
+            return;
+        }
+        slot.events.push_back(Event::Reply {
+            fiber,
+            token,
+            reply,
+        });
+        self.kick(run);
+    }
+
+    /// Unloads run `id` when all it does is wait for site waiters (no timer, nothing ready,
+    /// nothing in flight): its slot is free until a site change serves it.
+    pub(super) fn park_if_only_sites(&mut self, id: &str) {
+        let Some(slot) = self.slots.get(id) else {
+            return;
+        };
+        let Some(state) = slot.state.as_ref() else {
+            return;
+        };
+        let idle = !slot.busy
+            && slot.events.is_empty()
+            && slot.site_pending == 0
+            && slot.waiters.is_empty()
+            && !slot.control_only
+            && state.ended.is_none()
+            && !state.paused
+            && state.interrupted.is_none();
+        let only_sites = state.fibers.iter().all(|f| match f.state {
+            FiberState::Ready => false,
+            FiberState::Joining => true,
+            FiberState::Waiting => matches!(
+                f.frames.last().and_then(|t| t.wait.as_ref()),
+                Some((_, EffectKind::Site(_)))
+            ),
+        });
+        let waits = state.fibers.iter().any(|f| f.state == FiberState::Waiting);
+        if idle && only_sites && waits {
+            self.unload(id);
+        }
+    }
+
+    /// Starts a serve pass when changes are pending and none is in flight.
+    pub(super) fn serve_sites(&mut self) {
+        let s = &mut self.sites;
+        if s.serving || s.pending.is_empty() || s.retry_at.is_some() {
+            return;
+        }
+        if self.shutting_down.is_some() {
+            return;
+        }
+        s.serving = true;
+        let changes = std::mem::take(&mut s.pending);
+        let store = self.shared.store.clone();
+        let now = self.shared.clock.now_ms();
+        self.inflight.push(Box::pin(async move {
+            let result = store
+                .write(move |tx| {
+                    let served = tx.site_serve(&changes, now)?;
+                    Ok((served, tx.take_site_changes()))
+                })
+                .await;
+            Completion::SitesServed(result)
+        }));
+    }
+
+    pub(super) fn sites_served(&mut self, result: Result<(Vec<Served>, SiteChanges), StoreError>) {
+        self.sites.serving = false;
+        let served = match result {
+            Ok((served, changes)) => {
+                self.sites.changed(changes);
+                served
+            }
+            Err(e) => {
+                // Nothing was answered: check every waiter again a little later.
+                log::error!("serving site waiters: {e}; trying again");
+                self.sites.pending.merge(SiteChanges {
+                    ids: Vec::new(),
+                    all: true,
+                });
+                self.sites.retry_at = Some(self.shared.clock.now_ms() + STORE_RETRY_MS as i64);
+                return;
+            }
+        };
+        for s in served {
+            match self.slots.get(&s.run_id) {
+                Some(slot) if slot.state.is_some() => {
+                    self.deliver(&s.run_id, s.fiber, s.token, s.reply)
+                }
+                // Loading: its first step asks again and finds the kept answer.
+                Some(_) => {}
+                None => {
+                    if !self.sites.woken.contains(&s.run_id) {
+                        self.sites.woken.push_back(s.run_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads parked runs whose waiters were served, ahead of queued runs.
+    pub(super) fn load_woken(&mut self) {
+        while self.active() < self.shared.config.runs_active_max {
+            let Some(id) = self.sites.woken.pop_front() else {
+                break;
+            };
+            if !self.slots.contains_key(&id) {
+                let mut slot = Slot::loading(false);
+                slot.wake = true;
+                self.start_load(id, slot);
+            }
+        }
+    }
+}
