@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{config, definition, Server};
+use support::{config, definition, take_site_def, Server};
 
 fn ids(v: &Value) -> Vec<String> {
     v["items"]
@@ -446,5 +446,65 @@ fn at_startup_locks_of_ended_runs_follow_the_release_policy() {
         (&log["items"][0]["action"], &log["items"][0]["who"]),
         (&json!("unlock"), &json!("startup"))
     );
+    s.stop();
+}
+
+/// A flow of site blocks over HTTP: it waits in the site queue (listed by
+/// `GET /api/sites/waiters`) until an API fill lets it through, then takes, empties and
+/// releases the site; a stop of a waiting task leaves the queue at once.
+#[test]
+fn site_blocks_wait_in_the_queue_until_an_api_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let get_idle = [("groupName", "W"), ("filled", "true"), ("lock", "true")];
+    let def = take_site_def("take", &get_idle, "SetSiteEmptyBp");
+    let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+    assert!(code == 200 || code == 201, "{out}");
+    let site = json!({"siteId": "W-1", "groupName": "W"});
+    let (code, out) = s.json("POST", "/api/sites", Some(site));
+    assert_eq!(code, 201, "{out}");
+    for id in ["w1", "w2"] {
+        let body = json!({"defLabel": "take", "taskRecordId": id});
+        assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiters = loop {
+        let (code, w) = s.json("GET", "/api/sites/waiters", None);
+        assert_eq!(code, 200, "{w}");
+        if w["total"] == 2 {
+            break w;
+        }
+        assert!(std::time::Instant::now() < deadline, "{w}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(waiters["capacity"], 10_000);
+    assert_eq!(waiters["items"][0]["taskId"], "w1");
+    assert_eq!(waiters["items"][0]["block"], "b1");
+    assert_eq!(waiters["items"][0]["op"]["op"], "getIdle");
+    assert_eq!(s.json("GET", "/api/tasks/w1", None).1["status"], "running");
+    // Stop the second: it leaves the queue.
+    assert_eq!(s.json("POST", "/api/tasks/w2/stop", None).0, 200);
+    let (_, w) = s.json("GET", "/api/sites/waiters", None);
+    assert_eq!(w["total"], 1, "{w}");
+    // A fill through the API wakes the first.
+    let fill = json!({"content": "pallet"});
+    let (code, out) = s.json("POST", "/api/sites/W-1/fill", Some(fill));
+    assert_eq!(code, 200, "{out}");
+    let task = s.wait_status("w1", "finished");
+    assert_eq!(task["code"], 1003, "{task}");
+    let (_, site) = s.json("GET", "/api/sites/W-1", None);
+    assert_eq!(
+        (&site["filled"], &site["locked"], &site["content"]),
+        (&json!(false), &json!(false), &json!(""))
+    );
+    let (_, w) = s.json("GET", "/api/sites/waiters", None);
+    assert_eq!(w["total"], 0, "{w}");
+    // Bad query parameters are named.
+    let (code, out) = s.json("GET", "/api/sites/waiters?limit=0", None);
+    assert_eq!(code, 400, "{out}");
+    let message = out["error"]["message"].as_str().unwrap();
+    assert!(message.contains("limit"), "{out}");
+    let (code, out) = s.json("GET", "/api/sites/waiters?group=A", None);
+    assert_eq!(code, 400, "{out}");
     s.stop();
 }

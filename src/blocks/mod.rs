@@ -7,6 +7,8 @@ mod control;
 mod data;
 mod later;
 mod sites;
+#[cfg(test)]
+mod tests_sites;
 
 pub use sites::LOCK_RETRY_MS;
 

@@ -16,7 +16,7 @@ mod sim_tests;
 mod state;
 mod step;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_bounds;
 mod unwind;

@@ -57,29 +57,7 @@ impl Server {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let body = body.unwrap_or("");
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        stream.write_all(req.as_bytes()).unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        let status: u16 = raw[9..12].parse().unwrap();
-        let text = raw
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string();
-        (status, text)
+        call_at(self.addr, method, path, body, headers)
     }
 
     /// The whole raw response (status line, headers and body).
@@ -97,12 +75,7 @@ impl Server {
     }
 
     pub fn json(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let text = body.map(|b| b.to_string());
-        let (status, out) = self.call(method, path, text.as_deref(), &[]);
-        (
-            status,
-            serde_json::from_str(&out).unwrap_or(Value::String(out)),
-        )
+        json_at(self.addr, method, path, body)
     }
 
     pub fn wait_status(&self, id: &str, want: &str) -> Value {
@@ -131,6 +104,37 @@ pub fn definition(id: &str, children: Value) -> Value {
             "children": {"default": children}}}})
 }
 
+/// `{"type": "Simple", "value": v}` for each (name, value) pair.
+pub fn simple_params(pairs: &[(&str, &str)]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        map.insert(k.to_string(), json!({"type": "Simple", "value": v}));
+    }
+    Value::Object(map)
+}
+
+/// Definition `id`: `GetIdleSiteBp` b1 with `get_idle` (Simple values), then a block b2 of
+/// type `middle` on the site b1 found (`DelayBp`: waits `taskInputs.ms` instead), then
+/// `SetSiteUnlockedBp` b3 on that site.
+pub fn take_site_def(id: &str, get_idle: &[(&str, &str)], middle: &str) -> Value {
+    let site = json!({"type": "Expression", "value": "blocks.b1.siteId"});
+    let middle_params = if middle == "DelayBp" {
+        json!({"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}})
+    } else {
+        json!({"siteId": site})
+    };
+    definition(
+        id,
+        json!([
+            {"id": 1, "name": "b1", "blockType": "GetIdleSiteBp", "children": {},
+             "inputParams": simple_params(get_idle)},
+            {"id": 2, "name": "b2", "blockType": middle, "children": {},
+             "inputParams": middle_params},
+            {"id": 3, "name": "b3", "blockType": "SetSiteUnlockedBp", "children": {},
+             "inputParams": {"siteId": site}}]),
+    )
+}
+
 /// Prints "start", waits `taskInputs.ms`, prints "end".
 pub fn delay_def(id: &str) -> Value {
     definition(
@@ -142,5 +146,48 @@ pub fn delay_def(id: &str) -> Value {
              "inputParams": {"timeMillis": {"type": "Expression", "value": "taskInputs.ms"}}},
             {"id": 3, "name": "b3", "blockType": "PrintBp", "children": {},
              "inputParams": {"message": {"type": "Simple", "value": "end"}}}]),
+    )
+}
+
+/// One HTTP/1.1 request to `addr` (a server in this process or a child): status and body.
+pub fn call_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status: u16 = raw[9..12].parse().unwrap();
+    let text = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, text)
+}
+
+/// [`call_at`] with JSON in and out.
+pub fn json_at(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let text = body.map(|b| b.to_string());
+    let (status, out) = call_at(addr, method, path, text.as_deref(), &[]);
+    (
+        status,
+        serde_json::from_str(&out).unwrap_or(Value::String(out)),
     )
 }
