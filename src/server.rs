@@ -147,8 +147,22 @@ async fn install_demos(sched: &Scheduler) -> Result<(), String> {
 async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
     let sites: Vec<crate::store::Site> =
         serde_json::from_str(DEMO_SITES).map_err(|e| format!("demo sites: {e}"))?;
+    let n = put_sites(sched, sites, "demo sites for a fresh data dir").await?;
+    if n > 0 {
+        log::info!("stored {n} demo sites");
+    }
+    Ok(())
+}
+
+/// Stores `sites` as the caller `startup` with reason `why`, only when the store has never held
+/// a site; how many were stored.
+pub async fn put_sites(
+    sched: &Scheduler,
+    sites: Vec<crate::store::Site>,
+    why: &'static str,
+) -> Result<usize, String> {
     let now = sched.now_ms();
-    let n = sched
+    sched
         .store()
         .write(move |tx| {
             if tx.site_count()? > 0 || !tx.site_log_entries(None, 1)?.is_empty() {
@@ -156,7 +170,7 @@ async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
             }
             let by = crate::store::SiteActor {
                 who: "startup",
-                why: "demo sites for a fresh data dir",
+                why,
             };
             for site in &sites {
                 tx.site_put(site, by, now)?;
@@ -166,11 +180,7 @@ async fn install_demo_sites(sched: &Scheduler) -> Result<(), String> {
             Ok(sites.len())
         })
         .await
-        .map_err(|e| format!("demo sites: {e}"))?;
-    if n > 0 {
-        log::info!("stored {n} demo sites");
-    }
-    Ok(())
+        .map_err(|e| format!("sites: {e}"))
 }
 
 /// At startup: sites still locked by runs that have already ended (a crash between a run's end

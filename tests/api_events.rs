@@ -149,9 +149,9 @@ fn site_changes_stream_live_and_the_demo_sites_replay() {
     let dir = tempfile::tempdir().unwrap();
     let (rt, running) = start(dir.path());
     let addr = running.addr;
-    // The ten demo sites were stored before anyone listened: they replay from the outbox.
-    let (_r, replay) = events(addr, Some(0), |t| t.matches("event: site").count() >= 10);
-    assert!(replay.contains("\"siteId\":\"B-05\""), "{replay}");
+    // The 15 demo sites were stored before anyone listened: they replay from the outbox.
+    let (_r, replay) = events(addr, Some(0), |t| t.matches("event: site").count() >= 15);
+    assert!(replay.contains("\"siteId\":\"BUFFER-01\""), "{replay}");
     let lock = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         post(addr, "/api/sites/A-01/lock", &json!({"lockedBy": "mes"}))

@@ -23,7 +23,7 @@ fn demo_sites_are_loaded_once_on_a_fresh_data_dir() {
     let s = Server::start(&cfg);
     let (code, all) = s.json("GET", "/api/sites", None);
     assert_eq!(code, 200, "{all}");
-    assert_eq!(all["total"], 10);
+    assert_eq!(all["total"], 15);
     let (_, a) = s.json("GET", "/api/sites?groupName=A&filled=true", None);
     assert_eq!(ids(&a), ["A-01", "A-02", "A-03", "A-04", "A-05"]);
     // Deleting every site does not bring the demo sites back at the next start.
@@ -172,7 +172,7 @@ fn filters_and_paging() {
     assert_eq!(ids(&page), ["A-03", "A-04", "A-05"]);
     assert_eq!(page["more"], true);
     let (_, page) = s.json("GET", "/api/sites?orderDesc=true&limit=2", None);
-    assert_eq!(ids(&page), ["B-05", "B-04"]);
+    assert_eq!(ids(&page), ["PICK-02", "PICK-01"]);
     s.json(
         "POST",
         "/api/sites/B-02/lock",
@@ -263,7 +263,7 @@ fn bad_inputs_get_clear_errors() {
     let (code, out) = s.call("POST", "/api/sites/import", Some(&text), &[]);
     assert_eq!(code, 422, "{out}");
     let (_, all) = s.json("GET", "/api/sites", None);
-    assert_eq!(all["total"], 10, "nothing written");
+    assert_eq!(all["total"], 15, "nothing written");
     s.stop();
     // A body over the configured cap: 413 naming the limit (small, so the client's write
     // completes before the server answers).

@@ -180,3 +180,66 @@ fn bench_reports_its_figures() {
     assert_eq!(r["ended_in_store"], 60);
     assert_eq!(vwed(&["bench", "--tasks", "x"]).status.code(), Some(2));
 }
+
+#[test]
+fn run_example_06_behaves_as_its_readme_says() {
+    // Default input NO-SUCH-SITE: the failure is caught, then ThrowExceptionBp ends it 1004.
+    let out = vwed(&["run", &example("06-try-catch-throw.json"), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report = stdout_json(&out);
+    assert_eq!(report["code"], 1004);
+    assert_eq!(
+        report["error"],
+        "[ThrowExceptionBp]:giving up: site NO-SUCH-SITE does not exist"
+    );
+    // PICK-01 is a demo site: it is marked filled and the run ends 1003.
+    let out = vwed(&[
+        "run",
+        &example("06-try-catch-throw.json"),
+        "--input",
+        "siteId=PICK-01",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let report = stdout_json(&out);
+    let log = report["log"].to_string();
+    assert!(
+        log.contains("site marked filled") && log.contains("done"),
+        "{log}"
+    );
+}
+
+#[test]
+fn run_takes_sites_and_reports_a_run_stalled_on_a_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = r#"{"label": "take", "detail": {"inputParams": [], "outputParams": [],
+        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
+        "children": {"default": [{"id": 1, "name": "b1", "blockType": "GetIdleSiteBp",
+            "children": {}, "inputParams": {
+                "groupName": {"type": "Simple", "value": "Q"},
+                "lock": {"type": "Simple", "value": "true"}}}]}}}}"#;
+    let def = write(dir.path(), "take.json", flow);
+    let def = def.to_str().unwrap();
+    // The demo sites have no group Q: nothing could ever free one.
+    let out = vwed(&["run", def]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stalled") && err.contains("b1"), "{err}");
+    // With a site of group Q it takes it.
+    let sites = write(
+        dir.path(),
+        "sites.json",
+        r#"[{"siteId": "Q-1", "groupName": "Q"}]"#,
+    );
+    let out = vwed(&["run", def, "--sites", sites.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout_json(&out)["outputs"]["b1"]["siteId"], "Q-1");
+    // A bad sites file is named.
+    let bad = write(dir.path(), "bad.json", r#"[{"siteId": ""}]"#);
+    let out = vwed(&["run", def, "--sites", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json: site 0: siteId"), "{err}");
+    let out = vwed(&["run", def, "--sites"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

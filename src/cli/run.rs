@@ -1,13 +1,15 @@
-//! `vwed run FILE [--label L] [--input k=v ...] [--json]`: stores every definition of FILE in a
-//! temporary store, runs one of them through the real scheduler, prints block-by-block progress
-//! to stderr, and exits 0 only when the run finishes.
+//! `vwed run FILE [--label L] [--input k=v ...] [--sites SITES.json] [--json]`: stores every
+//! definition of FILE in a temporary store with the demo sites (or the sites of SITES.json, a
+//! JSON array as `/api/sites/import` takes), runs one of them through the real scheduler, prints
+//! block-by-block progress to stderr, and exits 0 only when the run finishes. A run left waiting
+//! for a site that nothing else can change is reported as stalled.
 
 use super::check::{file_stem, read_file};
 use super::{runtime, UsageError};
 use crate::flow::compile::{self, Severity};
 use crate::flow::load::{self, RawDefinition};
 use crate::scheduler::{Config, RunEvent, RunEventKind, Scheduler, SubmitRequest};
-use crate::store::{TaskRecord, TaskStatus};
+use crate::store::{Site, TaskRecord, TaskStatus};
 use crate::tasks::Tasks;
 use crate::value::{Map, Value};
 use serde_json::json;
@@ -19,6 +21,7 @@ struct Options {
     label: Option<String>,
     inputs: Map,
     json: bool,
+    sites: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, UsageError> {
@@ -26,6 +29,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
     let mut label = None;
     let mut inputs = Map::new();
     let mut json = false;
+    let mut sites = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -36,6 +40,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
         match arg.as_str() {
             "--json" => json = true,
             "--label" => label = Some(value("--label")?),
+            "--sites" => sites = Some(value("--sites")?),
             "--input" => {
                 let kv = value("--input")?;
                 let (k, v) = kv
@@ -56,6 +61,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
         label,
         inputs,
         json,
+        sites,
     })
 }
 
@@ -88,8 +94,15 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     if compiled.has_errors() {
         return Ok(ExitCode::FAILURE);
     }
+    let sites = match read_sites(opts.sites.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vwed run: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let rt = runtime::build().map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(run(defs, chosen, opts.inputs));
+    let result = rt.block_on(run(defs, chosen, opts.inputs, sites));
     match result {
         Ok(report) => {
             if opts.json {
@@ -117,18 +130,79 @@ fn read_definitions(path: &Path) -> Result<Vec<RawDefinition>, String> {
     Ok(defs)
 }
 
+/// The sites of `--sites FILE` (each validated), or the demo sites.
+fn read_sites(path: Option<&str>) -> Result<Vec<Site>, String> {
+    let (text, name) = match path {
+        Some(p) => (read_file(Path::new(p))?, p),
+        None => (crate::server::DEMO_SITES.to_string(), "demo sites"),
+    };
+    let sites: Vec<Site> = serde_json::from_str(&text)
+        .map_err(|e| format!("{name}: not a JSON array of sites: {e}"))?;
+    for (i, site) in sites.iter().enumerate() {
+        site.validate()
+            .map_err(|e| format!("{name}: site {i}: {e}"))?;
+    }
+    Ok(sites)
+}
+
+/// How often `vwed run` checks whether its run is stuck waiting for a site.
+const STALL_CHECK_MS: u64 = 250;
+
+/// Resolves when the run is parked on site waiters: in `vwed run` nothing else changes sites,
+/// so it would wait forever. The message names what it waits for.
+async fn stalled(sched: &Scheduler, id: &str) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(STALL_CHECK_MS));
+    loop {
+        tick.tick().await;
+        if sched.stats().runs_loaded > 0 {
+            continue;
+        }
+        let id2 = id.to_string();
+        let read = sched
+            .store()
+            .read(move |rx| Ok((rx.task(&id2)?, rx.site_waiters(10)?)))
+            .await;
+        let Ok((Some(rec), waiters)) = read else {
+            continue;
+        };
+        let mine: Vec<String> = waiters
+            .iter()
+            .filter(|w| w.task_id == id)
+            .map(|w| {
+                format!(
+                    "{} {}",
+                    w.block,
+                    serde_json::to_string(&w.op).unwrap_or_default()
+                )
+            })
+            .collect();
+        if rec.status == TaskStatus::Running && !mine.is_empty() {
+            return format!(
+                "stalled: waiting for a site no other task can free ({}); give sites with --sites",
+                mine.join("; ")
+            );
+        }
+    }
+}
+
 struct Report {
     finished: bool,
     json: Value,
 }
 
-async fn run(defs: Vec<RawDefinition>, chosen: usize, inputs: Map) -> Result<Report, String> {
+async fn run(
+    defs: Vec<RawDefinition>,
+    chosen: usize,
+    inputs: Map,
+    sites: Vec<Site>,
+) -> Result<Report, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary store: {e}"))?;
     let store = runtime::open_store(dir.path(), false)?;
     let tasks = Tasks::new();
     let sched = Scheduler::start(store.clone(), Config::default(), &tasks)
         .await
         .map_err(|e| e.to_string())?;
+    crate::server::put_sites(&sched, sites, "vwed run").await?;
     let mut def_id = None;
     for (i, raw) in defs.into_iter().enumerate() {
         let label = raw.label.clone();
@@ -171,6 +245,7 @@ async fn run(defs: Vec<RawDefinition>, chosen: usize, inputs: Map) -> Result<Rep
     let record = tokio::select! {
         r = done => r.map_err(|e| e.to_string())?,
         _ = progress => return Err("the scheduler stopped".into()),
+        why = stalled(&sched, &id) => return Err(why),
     };
     // Drain the progress of the last step (published just before the status event).
     while let Ok(ev) = events.try_recv() {

@@ -15,7 +15,7 @@ use crate::limits::{
     CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
     STORE_RETRIES_MAX, STORE_RETRY_MS,
 };
-use crate::store::{OutboxEvent, QueuedRef, Served, SiteChanges, StoreError, TaskStatus};
+use crate::store::{OutboxEvent, QueuedRef, SiteChanges, StoreError, TaskStatus};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -66,7 +66,7 @@ pub(super) enum Completion {
     /// A run's site operation was submitted to the store.
     SiteSubmitted(Box<super::site_waits::SubmitDone>),
     /// A serve pass over the site waiters ended.
-    SitesServed(Result<(Vec<Served>, SiteChanges), StoreError>),
+    SitesServed(super::site_waits::ServeResult),
 }
 
 /// A step's write came back.

@@ -14,15 +14,18 @@ use super::driver::{Completion, Driver, Slot};
 use crate::engine::{EffectKind, Event, FiberState};
 use crate::limits::{RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS};
 use crate::sites::{SiteOp, SiteReply};
-use crate::store::{Served, SiteChanges, SiteRequest, StoreError, Submitted};
+use crate::store::{OutboxEvent, Served, SiteChanges, SiteRequest, StoreError, Submitted};
 use std::collections::VecDeque;
+
+/// What a serve pass committed: the waiters it answered, the sites it changed, their events.
+pub(super) type ServeResult = Result<(Vec<Served>, SiteChanges, Vec<OutboxEvent>), StoreError>;
 
 /// A submitted site operation came back.
 pub(super) struct SubmitDone {
     run: String,
     fiber: u32,
     token: u64,
-    result: Result<(Submitted, SiteChanges), StoreError>,
+    result: Result<(Submitted, SiteChanges, Vec<OutboxEvent>), StoreError>,
 }
 
 /// Site-wait state of the driver.
@@ -100,7 +103,7 @@ impl Driver {
             let result = store
                 .write(move |tx| {
                     let submitted = tx.site_request_submit(&req, now)?;
-                    Ok((submitted, tx.take_site_changes()))
+                    Ok((submitted, tx.take_site_changes(), tx.take_site_events()))
                 })
                 .await;
             Completion::SiteSubmitted(Box::new(SubmitDone {
@@ -122,17 +125,18 @@ impl Driver {
         if let Some(slot) = self.slots.get_mut(&run) {
             slot.site_pending = slot.site_pending.saturating_sub(1);
         }
-        let reply = match result {
-            Ok((Submitted::Answered(reply), changes)) => {
+        let submitted = match result {
+            Ok((submitted, changes, events)) => {
                 self.sites.changed(changes);
-                reply
+                self.publish(events);
+                submitted
             }
-            Ok((Submitted::Waiting, changes)) => {
-                self.sites.changed(changes);
-                return self.park_if_only_sites(&run);
-            }
-            Ok((Submitted::Dropped, _)) => return,
-            Err(e) => SiteReply::Failed(format!("site store: {e}")),
+            Err(e) => Submitted::Answered(SiteReply::Failed(format!("site store: {e}"))),
+        };
+        let reply = match submitted {
+            Submitted::Answered(reply) => reply,
+            Submitted::Waiting => return self.park_if_only_sites(&run),
+            Submitted::Dropped => return,
         };
         self.deliver(&run, fiber, token, reply);
     }
@@ -204,18 +208,19 @@ impl Driver {
             let result = store
                 .write(move |tx| {
                     let served = tx.site_serve(&changes, now)?;
-                    Ok((served, tx.take_site_changes()))
+                    Ok((served, tx.take_site_changes(), tx.take_site_events()))
                 })
                 .await;
             Completion::SitesServed(result)
         }));
     }
 
-    pub(super) fn sites_served(&mut self, result: Result<(Vec<Served>, SiteChanges), StoreError>) {
+    pub(super) fn sites_served(&mut self, result: ServeResult) {
         self.sites.serving = false;
         let served = match result {
-            Ok((served, changes)) => {
+            Ok((served, changes, events)) => {
                 self.sites.changed(changes);
+                self.publish(events);
                 served
             }
             Err(e) => {
@@ -242,6 +247,13 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// Sends committed site events to live `/api/events` clients.
+    fn publish(&self, events: Vec<OutboxEvent>) {
+        for event in events {
+            let _ = self.shared.outbox.send(std::sync::Arc::new(event));
         }
     }
 

@@ -84,6 +84,16 @@ impl Env {
         panic!("never {n} waiters: {:?}", self.waiters().await.len());
     }
 
+    /// Who took each lock that was not the operator's, in order.
+    async fn run_locks(&self) -> Vec<String> {
+        self.lock_log()
+            .await
+            .into_iter()
+            .filter(|(_, action, who)| action == "lock" && who != "operator")
+            .map(|(_, _, who)| who)
+            .collect()
+    }
+
     async fn status(&self, id: &str) -> TaskStatus {
         self.record(id).await.status
     }
@@ -133,9 +143,22 @@ async fn a_flow_takes_empties_and_releases_a_site() {
     let e = env(Config::default()).await;
     e.sites(&["A-02", "A-01"], "A", true).await;
     e.define("d", take_and_empty(), json!({})).await;
+    let mut live = e.sched.subscribe_outbox();
     let id = e.submit("d", 1).await;
     let rec = e.sched.wait_terminal(&id).await.unwrap();
     assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    // The block's site changes reach live /api/events clients.
+    let mut actions = Vec::new();
+    while let Ok(ev) = live.try_recv() {
+        if ev.kind == "site" {
+            let v: Value = serde_json::from_str(&ev.payload).unwrap();
+            actions.push((v["action"].as_str().unwrap().to_string(), v["who"].clone()));
+        }
+    }
+    assert_eq!(
+        actions,
+        [("lock", &id), ("empty", &id), ("unlock", &id)].map(|(a, w)| (a.to_string(), json!(w)))
+    );
     // The first site by id, emptied and unlocked.
     let a1 = e.site("A-01").await;
     assert!(!a1.filled && !a1.locked && a1.content.is_empty(), "{a1:?}");
@@ -220,13 +243,7 @@ async fn waiters_are_served_by_priority_then_arrival() {
     for (id, _) in &ids {
         e.sched.wait_terminal(id).await.unwrap();
     }
-    let order: Vec<String> = e
-        .lock_log()
-        .await
-        .into_iter()
-        .filter(|(_, action, who)| action == "lock" && who != "operator")
-        .map(|(_, _, who)| who)
-        .collect();
+    let order = e.run_locks().await;
     let mut expected = ids.clone();
     expected.sort_by_key(|(_, p)| -p); // stable: arrival order within a priority
     let expected: Vec<String> = expected.into_iter().map(|(id, _)| id).collect();
@@ -423,6 +440,7 @@ async fn a_thousand_runs_share_ten_sites() {
     e.until_waiters(RUNS).await;
     settle().await;
     assert_eq!(e.sched.stats().runs_loaded, 0);
+    let queue: Vec<String> = e.waiters().await.into_iter().map(|w| w.task_id).collect();
     let before = e.sched.store().stats();
     tokio::time::sleep(Duration::from_secs(600)).await;
     let after = e.sched.store().stats();
@@ -457,6 +475,20 @@ async fn a_thousand_runs_share_ten_sites() {
         }
     }
     assert_eq!(locks, RUNS + 10);
+    // Served exactly in queue order: priority, then arrival.
+    let served = e.run_locks().await;
+    assert_eq!(served, queue);
+    let priorities: Vec<i64> = {
+        let mut p = Vec::new();
+        for id in &queue {
+            p.push(e.record(id).await.priority);
+        }
+        p
+    };
+    assert!(
+        priorities.windows(2).all(|w| w[0] >= w[1]),
+        "{priorities:?}"
+    );
     assert!(e.waiters().await.is_empty());
     let jobs = done.jobs - after.jobs;
     let reads = done.reads - after.reads;
