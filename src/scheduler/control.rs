@@ -208,8 +208,9 @@ impl Driver {
                 let loads = self.slots.values().filter(|s| s.control_only).count();
                 if loads >= CONTROL_LOADS_MAX {
                     let _ = reply.send(Err(ControlError::Busy(format!(
-                        "CONTROL_LOADS_MAX ({CONTROL_LOADS_MAX}) stops of paused or interrupted \
-                         tasks are in progress; try again"
+                        "CONTROL_LOADS_MAX ({CONTROL_LOADS_MAX}) commands to tasks that are not \
+                         loaded (paused, interrupted or waiting for a site) are in progress; \
+                         try again"
                     ))));
                     return;
                 }

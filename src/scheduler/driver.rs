@@ -372,11 +372,15 @@ impl Driver {
             }
         };
         let status = loaded.record.status;
-        let expected = match (slot.control_only, slot.reload) {
-            _ if slot.wake => status == TaskStatus::Running,
-            (_, true) => matches!(status, TaskStatus::Running | TaskStatus::Queued),
-            (true, _) => !status.is_terminal(),
-            (false, false) => status == TaskStatus::Queued,
+        // A reloaded or woken run may still say running, or have been put back in the queue
+        // (by the startup recovery; the ready ring that pops it then finds this slot and skips
+        // it): load it either way.
+        let expected = if slot.reload || slot.wake {
+            matches!(status, TaskStatus::Running | TaskStatus::Queued)
+        } else if slot.control_only {
+            !status.is_terminal()
+        } else {
+            status == TaskStatus::Queued
         };
         if !expected {
             // Stopped, paused or already taken while it waited in the ring.

@@ -502,3 +502,34 @@ async fn a_thousand_runs_share_ten_sites() {
         "store jobs grow with runs, not runs × waiters: {jobs}"
     );
 }
+
+/// A change committed just before a crash, whose serve pass never ran, is served at the next
+/// start (every waiter is checked once), even though recovery has put the run back in the
+/// queue at the same time.
+#[tokio::test(start_paused = true)]
+async fn a_change_not_served_before_a_restart_is_served_after_it() {
+    let e = env(Config::default()).await;
+    e.sites(&["A-01"], "A", false).await;
+    e.define("d", take_and_empty(), json!({})).await;
+    let id = e.submit("d", 1).await;
+    e.until_waiters(1).await;
+    // Filled behind the scheduler's back: nobody is told.
+    e.sched
+        .store()
+        .write(|tx| {
+            tx.site_set_filled("A-01", true, None, OPERATOR, 9)
+                .map(|_| ())
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        e.waiters().await.len(),
+        1,
+        "not served without a change notice"
+    );
+    let e = e.restart(Config::default()).await;
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert!(e.waiters().await.is_empty());
+}
