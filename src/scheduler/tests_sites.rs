@@ -400,12 +400,21 @@ async fn set_site_locked_with_retry_times_gives_up_after_its_attempts() {
     assert_eq!(b1.outputs.as_deref(), Some("{\"success\":false}"));
 }
 
-/// 1,000 runs compete for 10 sites through `GetIdleSiteBp(lock)` → `DelayBp` →
-/// `SetSiteUnlockedBp`. While every site is held by an operator, all 1,000 wait and the store
-/// does no work at all; once released, every run finishes, no site is ever locked twice, and
-/// each release serves the next waiter of the queue.
+#[tokio::test(start_paused = true)]
+async fn a_thousand_fair_runs_share_ten_sites() {
+    contention(true).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_thousand_runs_share_ten_sites() {
+    contention(false).await;
+}
+
+/// 1,000 runs compete for 10 sites through `GetIdleSiteBp(lock)` → `DelayBp` →
+/// `SetSiteUnlockedBp` (with `ifFair` or without). While every site is held by an operator,
+/// all 1,000 wait and the store does no work at all; once released, every run finishes, no
+/// site is ever locked twice, and each release serves the next waiter of the queue.
+async fn contention(fair: bool) {
     const RUNS: usize = 1_000;
     let e = env(Config::default()).await;
     let ids: Vec<String> = (0..10).map(|i| format!("G-{i:02}")).collect();
@@ -423,7 +432,7 @@ async fn a_thousand_runs_share_ten_sites() {
         get_idle(
             1,
             json!({"groupName": simple("G"), "lock": simple("true"),
-            "ifFair": simple("true")})
+            "ifFair": simple(&fair.to_string())})
         ),
         b(2, "DelayBp", json!({"timeMillis": simple("50")})),
         b(
@@ -450,6 +459,7 @@ async fn a_thousand_runs_share_ten_sites() {
         "no store work while 1,000 runs wait 10 minutes"
     );
     let released = ids.clone();
+    let wall = std::time::Instant::now();
     e.site_write(move |tx, now| {
         for id in &released {
             tx.site_unlock(id, Some("operator"), OPERATOR, now)?;
@@ -462,6 +472,7 @@ async fn a_thousand_runs_share_ten_sites() {
         assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
     }
     let done = e.sched.store().stats();
+    let wall = wall.elapsed();
     // Never locked twice: per site, locks and unlocks alternate, each unlock by the holder.
     let mut holder: HashMap<String, String> = HashMap::new();
     let mut locks = 0;
@@ -493,9 +504,10 @@ async fn a_thousand_runs_share_ten_sites() {
     let jobs = done.jobs - after.jobs;
     let reads = done.reads - after.reads;
     println!(
-        "contention: {RUNS} runs, 10 sites: {jobs} store write jobs ({:.1} per run), \
-         {reads} reads after the release",
-        jobs as f64 / RUNS as f64
+        "contention (fair {fair}): {RUNS} runs, 10 sites: {jobs} store write jobs ({:.1} per run), \
+         {reads} reads after the release; {} ms of processing (paused clock, inline store)",
+        jobs as f64 / RUNS as f64,
+        wall.as_millis()
     );
     assert!(
         jobs < 12 * RUNS as u64,
