@@ -17,6 +17,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod flow;
 pub mod limits;
 pub mod scheduler;

@@ -473,5 +473,12 @@ pub const SITE_OP_BYTES_MAX: usize = 4 * 1024;
 /// `SITE_SERVE_PAGE × SITE_OP_BYTES_MAX` whatever the queue length.
 pub const SITE_SERVE_PAGE: usize = 256;
 
+/// Times a fleet call is tried again while the fleet is unreachable (pauses doubling from
+/// `FLEET_RETRY_MS`); then the robot block fails (1006) naming the error, and retry asks again.
+pub const FLEET_RETRIES_MAX: u32 = 5;
+
+/// First pause before a fleet call is tried again (then doubling: 1, 2, 4, 8, 16 s).
+pub const FLEET_RETRY_MS: u64 = 1_000;
+
 /// Waiting site requests `GET /api/sites/waiters` lists at most (the oldest first).
 pub const SITE_WAITERS_LIST_MAX: usize = 1_000;

@@ -4,6 +4,7 @@
 
 use crate::api::{self, ApiConfig, App};
 use crate::config::Config;
+use crate::fleet::sim::{SimConfig, SimFleet};
 use crate::flow::load;
 use crate::limits::SHUTDOWN_GRACE_MS;
 use crate::scheduler::Scheduler;
@@ -53,7 +54,12 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     // Scheduler, accept loop and the like, plus one task per allowed connection.
     let tasks =
         Tasks::with_capacity(crate::limits::TASKS_TRACKED_MAX + config.http.connections_max);
-    let sched = Scheduler::start(store.clone(), config.scheduler.clone(), &tasks)
+    let sim = Arc::new(SimFleet::new(SimConfig {
+        base_ms: crate::scheduler::Clock::start().now_ms(),
+        ..SimConfig::default()
+    }));
+    let fleet: Arc<dyn crate::fleet::Fleet> = sim.clone();
+    let sched = Scheduler::start_with_fleet(store.clone(), config.scheduler.clone(), fleet, &tasks)
         .await
         .map_err(|e| e.to_string())?;
     install_demos(&sched).await?;
@@ -72,7 +78,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
     let hook_stats = api::webhooks::WebhookStats::new(&config.webhooks);
-    let app = App::new(sched.clone(), api_config, hook_stats.clone());
+    let app = App::new(sched.clone(), api_config, hook_stats.clone(), Some(sim));
     if !config.webhooks.is_empty() {
         // Subscribed before the cursors are read, so no committed event goes unnoticed.
         let outbox = sched.subscribe_outbox();

@@ -377,6 +377,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/sites/{id}"),
     ("get", "/api/sites/{id}/log"),
     ("post", "/api/sites/{id}/{action}"),
+    ("get", "/api/robots"),
+    ("get", "/api/robots/{id}"),
+    ("post", "/api/tasks/{id}/blocks/{block}/{action}"),
+    ("post", "/api/sim/{kind}/{id}/{action}"),
 ];
 
 #[test]

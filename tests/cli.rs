@@ -36,22 +36,21 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn check_passes_a_valid_flow_and_fails_unsupported_ones() {
     let ok = vwed(&["check", &example("04-while-break.json")]);
     assert!(ok.status.success(), "{ok:?}");
-    let bad = vwed(&["check", &example("01-serial-transport-site-lock.json")]);
+    let sites_and_robots = vwed(&["check", &example("01-serial-transport-site-lock.json")]);
+    assert!(sites_and_robots.status.success(), "{sites_and_robots:?}");
+    let bad = vwed(&["check", &example("07b-subtask-parent.json")]);
     assert_eq!(bad.status.code(), Some(1));
     let text = String::from_utf8_lossy(&bad.stdout);
     let line = text
         .lines()
-        .find(|l| l.contains("CSelectAgvBp"))
-        .expect("a diagnostic naming CSelectAgvBp");
+        .find(|l| l.contains("SubTask"))
+        .expect("a diagnostic naming the sub-task block");
     // FILE: LABEL: bN (BlockType) ...: message
     assert!(
-        line.starts_with(&example("01-serial-transport-site-lock.json")),
+        line.starts_with(&example("07b-subtask-parent.json")),
         "{line}"
     );
-    assert!(
-        line.contains(": 01-serial-transport-site-lock: b"),
-        "{line}"
-    );
+    assert!(line.contains(": 07b-subtask-parent: b"), "{line}");
     assert!(line.contains("not supported yet"), "{line}");
 }
 
@@ -145,7 +144,7 @@ fn run_takes_inputs_and_reports_failures() {
 
 #[test]
 fn run_refuses_a_definition_with_errors() {
-    let out = vwed(&["run", &example("02-parallel-branches.json"), "--json"]);
+    let out = vwed(&["run", &example("07b-subtask-parent.json"), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         out.stdout.is_empty(),

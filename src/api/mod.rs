@@ -11,6 +11,7 @@ mod http;
 mod rds;
 mod rds_query;
 mod rds_sites;
+mod robots;
 mod router;
 mod sites;
 mod system;
@@ -68,6 +69,8 @@ pub struct App {
     stop: watch::Sender<bool>,
     /// Delivery counters of the configured webhooks (empty without any).
     pub webhooks: Arc<webhooks::WebhookStats>,
+    /// The simulated fleet, when it is the fleet (its failure injection is then reachable).
+    pub sim: Option<Arc<crate::fleet::sim::SimFleet>>,
 }
 
 impl App {
@@ -76,6 +79,7 @@ impl App {
         sched: Scheduler,
         config: ApiConfig,
         webhooks: Arc<webhooks::WebhookStats>,
+        sim: Option<Arc<crate::fleet::sim::SimFleet>>,
     ) -> Arc<App> {
         let permits = Arc::new(Semaphore::new(config.connections_max));
         Arc::new(App {
@@ -87,6 +91,7 @@ impl App {
             permits,
             stop: watch::channel(false).0,
             webhooks,
+            sim,
         })
     }
 

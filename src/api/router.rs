@@ -4,7 +4,7 @@
 use super::defs_io;
 use super::error::ApiError;
 use super::http::{self, Body};
-use super::{cache, defs, events, sites, system, tasks, App};
+use super::{cache, defs, events, robots, sites, system, tasks, App};
 use super::{rds, rds_query, rds_sites};
 use crate::scheduler::Control;
 use hyper::body::Incoming;
@@ -56,6 +56,14 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "tasks", id, "blocks"]) => tasks::blocks(app, id).await,
         (&M::GET, ["api", "tasks", id, "logs"]) => tasks::logs(app, id).await,
         (&M::POST, ["api", "tasks", id, action]) => tasks::control(app, id, action, req).await,
+        (&M::POST, ["api", "tasks", id, "blocks", block, action]) => {
+            robots::operator(app, id, block, action).await
+        }
+        (&M::GET, ["api", "robots"]) => robots::list(app).await,
+        (&M::GET, ["api", "robots", id]) => robots::get(app, id).await,
+        (&M::POST, ["api", "sim", kind, id, action]) => {
+            robots::inject(app, kind, id, action, req).await
+        }
 
         (&M::GET, ["api", "sites"]) => sites::list(app, &req).await,
         (&M::POST, ["api", "sites"]) => sites::create(app, req).await,
@@ -146,6 +154,10 @@ fn known_path(seg: &[&str]) -> bool {
             | ["api", "tasks"]
             | ["api", "tasks", _]
             | ["api", "tasks", _, _]
+            | ["api", "tasks", _, "blocks", _, _]
+            | ["api", "robots"]
+            | ["api", "robots", _]
+            | ["api", "sim", _, _, _]
             | ["api", "cache", _]
             | ["api", "sites"]
             | ["api", "sites", _]

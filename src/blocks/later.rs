@@ -3,7 +3,6 @@
 //! "not supported yet" errors rather than as unknown types, and no run can reach them.
 
 use super::{Family, KindSpec};
-use crate::flow::model::Branch;
 
 const fn later(name: &'static str, family: Family) -> KindSpec {
     KindSpec {
@@ -17,14 +16,6 @@ const fn later(name: &'static str, family: Family) -> KindSpec {
 
 /// `SubTask::<definitionId>`.
 pub static SUB_TASK: KindSpec = later("SubTask", Family::TaskControl);
-
-static SELECT_AGV: KindSpec = KindSpec {
-    name: "CSelectAgvBp",
-    family: Family::Robot,
-    params: &[],
-    branches: &[Branch::Default],
-    behaviour: None,
-};
 
 static LATER: &[KindSpec] = &[
     later("ScriptBp", Family::Script),
@@ -44,12 +35,9 @@ static LATER: &[KindSpec] = &[
     later("MarkTaskStartBp", Family::TaskControl),
     later("MarkTaskEndBp", Family::TaskControl),
     later("TriggerTaskEventBp", Family::TaskControl),
-    later("CAgvOperationBp", Family::Robot),
     later("CAgvSendOperationBp", Family::Robot),
     later("CAgvMonitorOperationBp", Family::Robot),
     later("CombinedOrderBp", Family::Robot),
-    later("VehicleStationBp", Family::Robot),
-    later("GetBatteryLevelBp", Family::Robot),
     later("WaitPassBp", Family::Robot),
     later("ReadDIBp", Family::Robot),
     later("ReadDIWaitBp", Family::Robot),
@@ -82,8 +70,5 @@ static LATER: &[KindSpec] = &[
 
 /// A known, not yet runnable kind by name.
 pub fn lookup(name: &str) -> Option<&'static KindSpec> {
-    if name == SELECT_AGV.name {
-        return Some(&SELECT_AGV);
-    }
     LATER.iter().find(|k| k.name == name)
 }

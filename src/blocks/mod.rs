@@ -6,10 +6,12 @@
 mod control;
 mod data;
 mod later;
+mod robots;
 mod sites;
 #[cfg(test)]
 mod tests_sites;
 
+pub use robots::{known_operation, WAITING_FOR_OPERATOR};
 pub use sites::LOCK_RETRY_MS;
 
 use crate::engine::{Action, Cx, Frame, Raise};
@@ -155,6 +157,14 @@ impl KindSpec {
     pub fn param(&self, name: &str) -> Option<&ParamSpec> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// Whether the kind reads a parameter of this name: a declared one, or for robot
+    /// operations the catalog's `var_<arg>` and `CustomCommand`'s `custom_*` (spec §3.8).
+    pub fn accepts_param(&self, name: &str) -> bool {
+        self.param(name).is_some()
+            || (self.family == Family::Robot
+                && (name.starts_with("var_") || name.starts_with("custom_")))
+    }
 }
 
 /// `TryCatchBp` frame phase while its `try` branch runs: only then does it catch failures.
@@ -205,6 +215,10 @@ pub static REGISTRY: &[&KindSpec] = &[
     &sites::GET_SITE_ATTR,
     &sites::BATCH_SETTING_SITE,
     &sites::GET_LOCKED_SITES_BY_TASK,
+    &robots::SELECT_AGV,
+    &robots::AGV_OPERATION,
+    &robots::VEHICLE_STATION,
+    &robots::BATTERY_LEVEL,
 ];
 
 /// The kind for a `blockType`, runnable or not. `SubTask::<id>` maps to the sub-task kind.
@@ -239,7 +253,7 @@ mod tests {
         let site = lookup("GetIdleSiteBp").unwrap();
         assert!(site.behaviour.is_some());
         assert_eq!(site.family, Family::Site);
-        let robot = lookup("CAgvOperationBp").unwrap();
+        let robot = lookup("CAgvSendOperationBp").unwrap();
         assert!(robot.behaviour.is_none());
         assert_eq!(lookup("SubTask::abc").unwrap().family, Family::TaskControl);
         assert!(lookup("NoSuchBp").is_none());

@@ -1,6 +1,6 @@
 //! Storage site blocks (spec §3.7). Each builds a [`SiteOp`] from its parameters and waits for
 //! the scheduler to run it in the store ([`Wait::Site`]); the answer comes back to `woke`
-//! through [`Cx::take_reply`]. Waiting for a site is the store's persisted wait queue, never a
+//! through [`Cx::take_site_reply`]. Waiting for a site is the store's persisted wait queue, never a
 //! polling loop here; only `SetSiteLockedBp` with `retryTimes` keeps RDS's attempt clock
 //! (`LOCK_RETRY_MS` between attempts).
 
@@ -33,7 +33,7 @@ fn ask(op: SiteOp) -> Result<Action, Raise> {
 
 /// The answer to the block's site operation; a failure answer fails the block.
 fn answer(cx: &mut Cx<'_>) -> Result<SiteReply, Raise> {
-    match cx.take_reply() {
+    match cx.take_site_reply() {
         Some(SiteReply::Failed(message)) => Err(Raise::Failure(message)),
         Some(reply) => Ok(reply),
         None => Err(Raise::Failure("the site operation was not answered".into())),

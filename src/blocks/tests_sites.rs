@@ -3,7 +3,7 @@
 //! literal, at run time where it comes from an expression).
 
 use crate::engine::tests::{b, expr, finished, flow, simple, Harness};
-use crate::engine::{EffectKind, Event, Outcome};
+use crate::engine::{EffectKind, Event, Outcome, Reply};
 use crate::flow::{compile, load};
 use crate::sites::{IdleFilter, SiteOp, SiteReply};
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ fn asked(h: &Harness) -> SiteOp {
         .iter()
         .filter_map(|e| match &e.kind {
             EffectKind::Site(op) => Some(op.as_ref().clone()),
-            EffectKind::Timer { .. } => None,
+            _ => None,
         })
         .collect();
     assert_eq!(ops.len(), 1, "pending: {:?}", h.pending);
@@ -38,7 +38,7 @@ fn answer(h: &mut Harness, reply: SiteReply) -> Outcome {
     h.event(Event::Reply {
         fiber: e.fiber,
         token: e.token,
-        reply,
+        reply: Reply::Site(reply),
     })
     .clone()
 }
@@ -385,7 +385,7 @@ fn a_stop_ends_a_waiting_site_block_at_once() {
     h.event(Event::Reply {
         fiber: 0,
         token,
-        reply: SiteReply::Found("A-01".into()),
+        reply: Reply::Site(SiteReply::Found("A-01".into())),
     });
     assert!(h.run.blocks.get("b1").is_none());
 }

@@ -3,6 +3,7 @@
 
 use super::state::{Frame, RunState};
 use super::{Host, LogLevel, Raise, Record, StepOutput};
+use crate::fleet::ops::FleetReply;
 use crate::flow::expr::{Expr, Scope};
 use crate::flow::model::{Block, Flow, KvPart, ParamSource};
 use crate::limits::{
@@ -28,7 +29,7 @@ pub struct Cx<'a> {
     pub(super) frame: usize,
     pub(super) params: Map,
     /// The answer to the block's site operation (only during `woke` after a reply).
-    pub(super) reply: Option<SiteReply>,
+    pub(super) reply: Option<super::Reply>,
     pub(super) requests: Vec<Request>,
 }
 
@@ -49,9 +50,62 @@ impl Cx<'_> {
         &self.params
     }
 
-    /// The answer to the site operation the block waited for (`None` after a timer).
-    pub fn take_reply(&mut self) -> Option<SiteReply> {
-        self.reply.take()
+    /// The answer to the site operation the block waited for (`None` after a timer or
+    /// another kind of answer).
+    pub fn take_site_reply(&mut self) -> Option<SiteReply> {
+        match self.reply.take() {
+            Some(super::Reply::Site(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The answer to the fleet operation the block waited for (`None` after a timer or another
+    /// kind of answer).
+    pub fn take_fleet_reply(&mut self) -> Option<FleetReply> {
+        match self.reply.take() {
+            Some(super::Reply::Fleet(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// This block's private data (what [`Cx::keep`] stored).
+    pub fn own_data(&self) -> &Value {
+        &self.run.fibers[self.fiber].frames[self.frame].data
+    }
+
+    /// This block's record number: unique in the run and kept across restarts, so ids derived
+    /// from it (fleet orders and actions) name the same thing after a crash.
+    pub fn seq(&self) -> u64 {
+        self.run.fibers[self.fiber].frames[self.frame].seq
+    }
+
+    /// The private data of the nearest enclosing block of type `kind`: this fiber's frames
+    /// below this block, then those of the fibers it was forked from.
+    pub fn enclosing_data(&self, kind: &str) -> Option<&Value> {
+        let mut fiber = self.fiber;
+        let mut below = self.frame;
+        loop {
+            let f = &self.run.fibers[fiber];
+            for frame in f.frames[..below].iter().rev() {
+                if !frame.is_base() && self.flow.block(frame.block).kind.name == kind {
+                    return Some(&frame.data);
+                }
+            }
+            let (parent, at) = f.parent?;
+            fiber = self.run.fiber_pos(parent)?;
+            below = (at as usize + 1).min(self.run.fibers[fiber].frames.len());
+        }
+    }
+
+    /// Marks this block's record with `status` without ending it (1007: a robot action failed
+    /// and waits for an operator).
+    pub fn mark_block(&mut self, status: i32, reason: String) {
+        let seq = self.seq();
+        self.out.records.push(Record::BlockStatus {
+            seq,
+            status,
+            reason: truncate(reason, LOG_LINE_BYTES_MAX),
+        });
     }
 
     /// The id of the run (a site lock's owner).

@@ -25,6 +25,7 @@ pub use cx::Cx;
 pub use state::{Fiber, FiberState, Frame, Mode, RunState};
 pub use step::step;
 
+use crate::fleet::ops::{FleetOp, FleetReply};
 use crate::flow::model::{BlockIdx, Branch};
 use crate::sites::{SiteOp, SiteReply};
 
@@ -88,6 +89,16 @@ pub enum Wait {
     /// A site operation: the scheduler runs it in the store and answers with
     /// [`Event::Reply`], at once or when a site change lets it through.
     Site(Box<SiteOp>),
+    /// A fleet operation: the scheduler runs it against the fleet and answers with
+    /// [`Event::Reply`] once it has an answer.
+    Fleet(Box<FleetOp>),
+}
+
+/// The answer to a [`Wait::Site`] or [`Wait::Fleet`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Site(SiteReply),
+    Fleet(FleetReply),
 }
 
 /// How a block ends abnormally (spec §3.2).
@@ -130,11 +141,11 @@ pub enum Event {
     /// The wait `token` of `fiber` completed.
     Woke { fiber: u32, token: u64 },
     /// The site operation `token` of `fiber` was answered (read by the block through
-    /// [`Cx::take_reply`]).
+    /// [`Cx::take_site_reply`], [`Cx::take_fleet_reply`]).
     Reply {
         fiber: u32,
         token: u64,
-        reply: SiteReply,
+        reply: Reply,
     },
     /// Stop the run (1001).
     Stop,
@@ -165,6 +176,8 @@ pub enum EffectKind {
     Timer { until_ms: i64 },
     /// Run this site operation; answered with [`Event::Reply`].
     Site(Box<SiteOp>),
+    /// Run this fleet operation; answered with [`Event::Reply`].
+    Fleet(Box<FleetOp>),
 }
 
 impl EffectKind {
@@ -172,7 +185,7 @@ impl EffectKind {
     pub fn until_ms(&self) -> Option<i64> {
         match self {
             EffectKind::Timer { until_ms } => Some(*until_ms),
-            EffectKind::Site(_) => None,
+            EffectKind::Site(_) | EffectKind::Fleet(_) => None,
         }
     }
 }

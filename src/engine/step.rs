@@ -6,7 +6,7 @@
 use super::cx::{evaluate_params, Cx, Request};
 use super::state::{Fiber, FiberState, Frame, Mode, RunState};
 use super::{
-    block_code, code, Action, Effect, EffectKind, Ended, Event, Host, Raise, Raised, Record,
+    block_code, code, Action, Effect, EffectKind, Ended, Event, Host, Raise, Raised, Record, Reply,
     StepOutput, Wait,
 };
 use crate::blocks::Behaviour;
@@ -14,7 +14,6 @@ use crate::flow::model::{BlockIdx, Branch, Flow};
 use crate::limits::{
     LOG_LINE_BYTES_MAX, RECORD_VALUE_BYTES_MAX, STEP_OPS_MAX, STEP_RECORD_BYTES_MAX,
 };
-use crate::sites::SiteReply;
 use crate::value::{self, Map, Value};
 
 /// Applies `event` to `run` and advances it. The returned records must be persisted, together
@@ -56,7 +55,7 @@ pub(super) struct Engine<'a> {
 pub(super) enum Hook {
     Start(Map),
     BranchDone,
-    Woke(Option<SiteReply>),
+    Woke(Option<Reply>),
     Joined,
     Break,
     Caught(Raised),
@@ -121,7 +120,7 @@ impl Engine<'_> {
         self.run.next_fiber = 1;
     }
 
-    pub(super) fn woke(&mut self, fid: u32, token: u64, reply: Option<SiteReply>) {
+    pub(super) fn woke(&mut self, fid: u32, token: u64, reply: Option<Reply>) {
         let Some(pos) = self.run.fiber_pos(fid) else {
             return;
         };
@@ -376,6 +375,7 @@ impl Engine<'_> {
                 self.wait(fid, EffectKind::Timer { until_ms });
             }
             Ok(Action::Wait(Wait::Site(op))) => self.wait(fid, EffectKind::Site(op)),
+            Ok(Action::Wait(Wait::Fleet(op))) => self.wait(fid, EffectKind::Fleet(op)),
             Ok(Action::Fork(fork)) => self.fork(fid, fork),
             Err(raise) => self.raise(fid, raise),
         }

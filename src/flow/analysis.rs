@@ -135,6 +135,10 @@ pub(super) fn check(blocks: &[Block], diags: &mut Diags) {
             "WhileBp" => while_can_end(&tree, &setters, i, diags),
             "BreakBp" => break_in_loop(&tree, i, diags),
             "BatchSettingSiteBp" => batch_targets(block, diags),
+            "CAgvOperationBp" => {
+                inside_order(&tree, i, diags);
+                operation_known(block, diags);
+            }
             _ => {}
         }
     }
@@ -279,5 +283,26 @@ fn batch_targets(block: &Block, diags: &mut Diags) {
     if !listed("siteIds") && !listed("groupNames") {
         let msg = "siteIds and groupNames may both be empty: then every site is updated".into();
         diags.warn(Some(block), Some("siteIds"), msg);
+    }
+}
+
+/// `CAgvOperationBp` appends to the order of an enclosing `CSelectAgvBp`; outside one there is
+/// no order (RDS sends `id: null` and fails at run time; spec §3.8 **Engine:** reject).
+fn inside_order(tree: &Tree<'_>, b: BlockIdx, diags: &mut Diags) {
+    if tree.ancestors(b).any(|a| tree.kind(a) == "CSelectAgvBp") {
+        return;
+    }
+    let msg = "CAgvOperationBp must be inside a CSelectAgvBp (it appends to that order)".into();
+    diags.error(Some(&tree.blocks[b as usize]), None, msg);
+}
+
+/// A literal `scriptName` must be an operation of the catalog (`assets/rbk-scripts.json`) or a
+/// robot script (`*.py`); RDS would fail the block at run time.
+fn operation_known(block: &Block, diags: &mut Diags) {
+    if let Some(ParamSource::Simple(name)) = block.param("scriptName").map(|p| &p.source) {
+        if !crate::blocks::known_operation(name) {
+            let msg = format!("unknown operation {name}: not in the operation catalog");
+            diags.error(Some(block), Some("scriptName"), msg);
+        }
     }
 }

@@ -592,7 +592,7 @@ fn check_param_specs(block: &Block, params: &[Param], diags: &mut Diags) {
         }
     }
     for p in params {
-        if kind.param(&p.name).is_none() {
+        if !kind.accepts_param(&p.name) {
             let msg = format!("{} has no parameter of this name; it is ignored", kind.name);
             diags.warn(Some(block), Some(&p.name), msg);
         }

@@ -81,7 +81,7 @@ fn is_blank(v: &Value) -> bool {
 }
 
 /// Converts one value by its declared type (the §1.4 table, fastjson casts).
-fn convert(type_name: &str, v: &Value) -> Result<Value, String> {
+pub(crate) fn convert(type_name: &str, v: &Value) -> Result<Value, String> {
     match type_name {
         "String" => Ok(match v {
             Value::Null => Value::Null,

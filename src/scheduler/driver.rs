@@ -136,6 +136,8 @@ pub(super) struct Driver {
     pub periodic_seq: (u64, u64),
     /// The site wait queue's driver side (changes not yet served, parked runs woken).
     pub sites: super::site_waits::SiteWaits,
+    /// The robot blocks' fleet waits.
+    pub fleet_waits: super::fleet_waits::FleetWaits,
 }
 
 impl Driver {
@@ -189,6 +191,7 @@ impl Driver {
             // A change committed just before a crash may not have been served: check every
             // waiter once.
             sites: super::site_waits::SiteWaits::after_start(),
+            fleet_waits: super::fleet_waits::FleetWaits::new(),
             shared,
         })
     }
@@ -207,6 +210,9 @@ impl Driver {
                 biased;
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
                     self.completed(done);
+                }
+                Some(done) = self.fleet_waits.futures.next(), if !self.fleet_waits.futures.is_empty() => {
+                    self.fleet_done(done);
                 }
                 cmd = self.commands.recv(), if self.shutting_down.is_none() && self.has_room() => match cmd {
                     Some(cmd) => self.command(cmd),
@@ -251,6 +257,7 @@ impl Driver {
         g.inflight.store(self.inflight.len(), Relaxed);
         g.cache_entries.store(self.cache.len(), Relaxed);
         g.sites_woken.store(self.sites.woken_len(), Relaxed);
+        g.fleet_waits.store(self.fleet_waits.len(), Relaxed);
     }
 
     /// Whether the driver may take another command: its in-flight store work stays within one
@@ -438,6 +445,7 @@ impl Driver {
         let out = engine::step(&flow, state, event, &mut host);
         for token in &out.cancelled {
             self.timers.cancel(id, *token);
+            self.fleet_waits.cancel(id, *token);
         }
         let outcome = out.outcome.clone().expect("a step always has an outcome");
         let change = status_for(&outcome);
@@ -504,11 +512,16 @@ impl Driver {
         }
         let mut failed_timer = None;
         let mut site_effects = Vec::new();
+        let mut fleet_effects = Vec::new();
         for effect in effects {
             let until_ms = match effect.kind {
                 EffectKind::Timer { until_ms } => until_ms,
                 EffectKind::Site(op) => {
                     site_effects.push((effect.fiber, effect.token, op));
+                    continue;
+                }
+                EffectKind::Fleet(op) => {
+                    fleet_effects.push((effect.fiber, effect.token, op));
                     continue;
                 }
             };
@@ -533,8 +546,19 @@ impl Driver {
         }
         let current = slot.status;
         super::control::answer_ready(&mut slot.waiters, current, settled);
+        let robots = slot.flow.as_ref().is_some_and(|f| {
+            f.blocks
+                .iter()
+                .any(|b| b.kind.family == crate::blocks::Family::Robot)
+        });
         for (fiber, token, op) in site_effects {
             self.submit_site_op(&id, fiber, token, *op);
+        }
+        for (fiber, token, op) in fleet_effects {
+            self.start_fleet_op(&id, fiber, token, *op);
+        }
+        if robots && matches!(outcome, Outcome::Ended(_)) {
+            self.terminate_orders(&id);
         }
         if settled && self.slots.get(&id).is_some_and(|s| s.events.is_empty()) {
             self.unload(&id);
@@ -550,6 +574,7 @@ impl Driver {
     fn commit_failed(&mut self, id: String, e: StoreError) {
         self.shared.gauges.commit_failures.fetch_add(1, Relaxed);
         self.timers.cancel_run(&id);
+        self.fleet_waits.cancel_run(&id);
         if let Some(slot) = self.slots.remove(&id) {
             let answer = Err(super::ControlError::Store(e.to_string()));
             super::control::answer_all(slot.waiters, answer);
@@ -601,6 +626,7 @@ impl Driver {
     /// Drops a settled run from memory (its checkpoint or final status is in the store).
     pub fn unload(&mut self, id: &str) {
         self.timers.cancel_run(id);
+        self.fleet_waits.cancel_run(id);
         if let Some(slot) = self.slots.remove(id) {
             let status = slot.status;
             super::control::answer_all(slot.waiters, Ok(status));

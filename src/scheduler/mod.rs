@@ -8,6 +8,7 @@
 mod admission;
 mod control;
 mod driver;
+mod fleet_waits;
 mod flows;
 mod host;
 mod loader;
@@ -19,6 +20,10 @@ mod site_waits;
 mod tests;
 #[cfg(test)]
 mod tests_bounds;
+#[cfg(test)]
+mod tests_examples;
+#[cfg(test)]
+mod tests_robots;
 #[cfg(test)]
 mod tests_sites;
 mod timers;
@@ -168,6 +173,8 @@ pub struct SchedulerStats {
     pub commit_failures: usize,
     /// Parked runs whose site waiter was served, waiting for a slot to load.
     pub sites_woken: usize,
+    /// Robot blocks waiting for the fleet.
+    pub fleet_waits: usize,
 }
 
 /// Counters the driver publishes.
@@ -182,6 +189,7 @@ struct Gauges {
     cache_entries: AtomicUsize,
     commit_failures: AtomicUsize,
     sites_woken: AtomicUsize,
+    fleet_waits: AtomicUsize,
 }
 
 enum Command {
@@ -229,6 +237,8 @@ struct Shared {
     /// Committed outbox events, for live `/api/events` clients (a lagging one re-reads the
     /// outbox from the store).
     outbox: broadcast::Sender<Arc<crate::store::OutboxEvent>>,
+    /// The fleet robot blocks drive.
+    fleet: Arc<dyn crate::fleet::Fleet>,
 }
 
 /// A handle to the running scheduler; cheap to clone.
@@ -263,6 +273,17 @@ impl Scheduler {
         config: Config,
         tasks: &Tasks,
     ) -> Result<Scheduler, StartError> {
+        let fleet = crate::fleet::sim::SimFleet::new(crate::fleet::sim::SimConfig::default());
+        Scheduler::start_with_fleet(store, config, Arc::new(fleet), tasks).await
+    }
+
+    /// [`Scheduler::start`] with robot blocks driving `fleet`.
+    pub async fn start_with_fleet(
+        store: Store,
+        config: Config,
+        fleet: Arc<dyn crate::fleet::Fleet>,
+        tasks: &Tasks,
+    ) -> Result<Scheduler, StartError> {
         let (commands, rx) = mpsc::channel(limits::SCHEDULER_COMMANDS_MAX);
         let (events, _) = broadcast::channel(limits::RUN_EVENTS_CAPACITY);
         let shared = Arc::new(Shared {
@@ -275,6 +296,7 @@ impl Scheduler {
             gauges: Gauges::default(),
             saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
             outbox: broadcast::channel(limits::OUTBOX_LIVE_BUFFER).0,
+            fleet,
         });
         let driver = driver::Driver::recover(shared.clone(), rx)
             .await
@@ -467,6 +489,11 @@ impl Scheduler {
         self.wait_for(id, TaskStatus::is_terminal).await
     }
 
+    /// The fleet robot blocks drive.
+    pub fn fleet(&self) -> &Arc<dyn crate::fleet::Fleet> {
+        &self.shared.fleet
+    }
+
     /// Fill levels of every bounded structure.
     pub fn stats(&self) -> SchedulerStats {
         let g = &self.shared.gauges;
@@ -485,6 +512,7 @@ impl Scheduler {
             cache_entries: g.cache_entries.load(Relaxed),
             commit_failures: g.commit_failures.load(Relaxed),
             sites_woken: g.sites_woken.load(Relaxed),
+            fleet_waits: g.fleet_waits.load(Relaxed),
         }
     }
 

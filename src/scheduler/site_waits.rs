@@ -155,7 +155,7 @@ impl Driver {
         slot.events.push_back(Event::Reply {
             fiber,
             token,
-            reply,
+            reply: crate::engine::Reply::Site(reply),
         });
         self.kick(run);
     }

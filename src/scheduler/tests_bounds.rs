@@ -84,6 +84,9 @@ async fn idle_driver() -> (driver::Driver, TempDir) {
         gauges: Gauges::default(),
         saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
         outbox: tokio::sync::broadcast::channel(16).0,
+        fleet: std::sync::Arc::new(crate::fleet::sim::SimFleet::new(
+            crate::fleet::sim::SimConfig::default(),
+        )),
     });
     (driver::Driver::recover(shared, rx).await.unwrap(), dir)
 }

@@ -1,0 +1,218 @@
+//! What robot blocks ask of the fleet ([`FleetOp`], carried by the engine as a wait) and what
+//! they get back ([`FleetReply`]), and [`execute`], which runs one op against a [`Fleet`] until
+//! it has an answer: it looks at the order again only when [`Fleet::changed`] says it may have
+//! changed, and retries an unreachable fleet a bounded number of times with backoff.
+
+use super::{ActionSpec, Fleet, FleetError, OrderSpec, OrderView, RobotView, State};
+use crate::limits::{FLEET_RETRIES_MAX, FLEET_RETRY_MS};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One fleet operation of a robot block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum FleetOp {
+    /// `CSelectAgvBp`: open the order (again, if the fleet lost it) and wait for its robot.
+    Select { order: OrderSpec },
+    /// `CAgvOperationBp`: append the action to the order (re-opening the order if the fleet
+    /// lost it) and wait until it is done. `failure_reported`: the block already knows the
+    /// action failed, so a failed action is waited on (for an operator's redo or manual finish)
+    /// instead of answered again.
+    #[serde(rename_all = "camelCase")]
+    Action {
+        order: OrderSpec,
+        action: Box<ActionSpec>,
+        complete: bool,
+        failure_reported: bool,
+    },
+    /// The end of `CSelectAgvBp`: seal the order and wait until it finishes or stops.
+    Seal { order: OrderSpec },
+    /// `VehicleStationBp`, `GetBatteryLevelBp`: one robot's status.
+    Robot { vehicle: String },
+}
+
+/// The answer to a [`FleetOp`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "camelCase")]
+pub enum FleetReply {
+    /// The order got this robot.
+    Selected { vehicle: String },
+    /// The action is done (finished or finished by hand).
+    #[serde(rename_all = "camelCase")]
+    ActionDone {
+        vehicle: String,
+        container_name: String,
+    },
+    /// The action failed; an operator redoes or finishes it (or stops the task).
+    ActionFailed { reason: String },
+    /// The sealed order finished.
+    Sealed,
+    /// The core stopped the order.
+    Stopped { reason: String },
+    /// A robot's status (none: the fleet has no such robot).
+    Robot { robot: Option<Box<RobotView>> },
+    /// The block ends with an error (EndError): e.g. a disabled target site.
+    EndError { reason: String },
+    /// The call failed (BlockFailure): refused, or the fleet stayed unreachable.
+    Failed { reason: String },
+}
+
+/// Runs a fleet call, retrying an unreachable fleet `FLEET_RETRIES_MAX` times with doubling
+/// pauses from `FLEET_RETRY_MS`; other errors are returned at once.
+async fn call<T, F>(mut f: F) -> Result<T, FleetError>
+where
+    F: FnMut() -> super::FleetFuture<T>,
+{
+    let mut pause = FLEET_RETRY_MS;
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(FleetError::Unreachable(e)) if attempt < FLEET_RETRIES_MAX => {
+                log::warn!("fleet unreachable ({e}); retrying in {pause} ms");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                pause = pause.saturating_mul(2);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn failed(e: FleetError) -> FleetReply {
+    FleetReply::Failed {
+        reason: e.to_string(),
+    }
+}
+
+fn stopped(view: &OrderView) -> FleetReply {
+    FleetReply::Stopped {
+        reason: view
+            .errors
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "stopped".into()),
+    }
+}
+
+/// The order, opened again if the fleet does not know it (a restarted simulator): the same
+/// id, so a core that does know it sees a replay.
+async fn order_or_reopen(
+    fleet: &Arc<dyn Fleet>,
+    spec: &OrderSpec,
+) -> Result<OrderView, FleetError> {
+    if let Some(view) = call(|| fleet.order(&spec.id)).await? {
+        return Ok(view);
+    }
+    call(|| fleet.set_order(spec.clone())).await?;
+    call(|| fleet.order(&spec.id))
+        .await?
+        .ok_or_else(|| FleetError::NotFound(format!("order {} after opening it", spec.id)))
+}
+
+/// Runs `op` until it has an answer.
+pub async fn execute(fleet: Arc<dyn Fleet>, op: FleetOp) -> FleetReply {
+    let result = match op {
+        FleetOp::Select { order } => select(&fleet, &order).await,
+        FleetOp::Action {
+            order,
+            action,
+            complete,
+            failure_reported,
+        } => act(&fleet, &order, *action, complete, failure_reported).await,
+        FleetOp::Seal { order } => seal(&fleet, &order).await,
+        FleetOp::Robot { vehicle } => call(|| fleet.robots()).await.map(|robots| {
+            let robot = robots.into_iter().find(|r| r.id == vehicle).map(Box::new);
+            FleetReply::Robot { robot }
+        }),
+    };
+    result.unwrap_or_else(failed)
+}
+
+async fn select(fleet: &Arc<dyn Fleet>, spec: &OrderSpec) -> Result<FleetReply, FleetError> {
+    call(|| fleet.set_order(spec.clone())).await?;
+    loop {
+        let view = order_or_reopen(fleet, spec).await?;
+        if view.state == State::Stopped {
+            return Ok(stopped(&view));
+        }
+        if let Some(vehicle) = view.vehicle.clone().filter(|v| !v.is_empty()) {
+            return Ok(FleetReply::Selected { vehicle });
+        }
+        if view.state.is_terminal() || view.state == State::Failed {
+            let reason = view.errors.last().cloned().unwrap_or_default();
+            return Ok(FleetReply::Failed {
+                reason: format!(
+                    "order {} ended {:?} without a robot: {reason}",
+                    view.id, view.state
+                ),
+            });
+        }
+        call(|| fleet.changed(&spec.id)).await?;
+    }
+}
+
+async fn act(
+    fleet: &Arc<dyn Fleet>,
+    spec: &OrderSpec,
+    action: ActionSpec,
+    complete: bool,
+    failure_reported: bool,
+) -> Result<FleetReply, FleetError> {
+    let id = action.block_id.clone();
+    let mut added = false;
+    loop {
+        let view = order_or_reopen(fleet, spec).await?;
+        let mine = view.blocks.iter().find(|b| b.block_id == id);
+        let Some(mine) = mine else {
+            if added {
+                return Ok(FleetReply::Failed {
+                    reason: format!("order {} lost action {id}", view.id),
+                });
+            }
+            match call(|| fleet.add_action(&spec.id, action.clone(), complete)).await {
+                Ok(()) => added = true,
+                Err(FleetError::Refused { code, msg }) if code == super::CODE_ORDER_COMPLETE => {
+                    return Ok(FleetReply::Failed {
+                        reason: format!("order complete: {msg}"),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+            continue;
+        };
+        match mine.state {
+            State::Finished | State::ManualFinished => {
+                return Ok(FleetReply::ActionDone {
+                    vehicle: view.vehicle.clone().unwrap_or_default(),
+                    container_name: mine.container_name.clone(),
+                })
+            }
+            State::Failed if !failure_reported => {
+                let reason = view
+                    .errors
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "failed".into());
+                return Ok(FleetReply::ActionFailed { reason });
+            }
+            _ => {}
+        }
+        if view.state == State::Stopped || mine.state == State::Stopped {
+            return Ok(stopped(&view));
+        }
+        call(|| fleet.changed(&spec.id)).await?;
+    }
+}
+
+async fn seal(fleet: &Arc<dyn Fleet>, spec: &OrderSpec) -> Result<FleetReply, FleetError> {
+    order_or_reopen(fleet, spec).await?;
+    call(|| fleet.mark_complete(&spec.id)).await?;
+    loop {
+        let view = order_or_reopen(fleet, spec).await?;
+        match view.state {
+            State::Finished | State::ManualFinished => return Ok(FleetReply::Sealed),
+            State::Stopped => return Ok(stopped(&view)),
+            _ => call(|| fleet.changed(&spec.id)).await?,
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The driver's side of fleet operations: each robot block's wait is one future that runs its
+//! [`FleetOp`] against the fleet (`fleet::ops::execute`), cancelled when the wait is (stop,
+//! pause, a cancelled branch) or the run is unloaded. The futures live in one set the driver
+//! polls; their number is bounded by the loaded runs' fibers (a run with a fleet wait stays
+//! loaded). A run that ends has its unfinished orders terminated.
+
+use super::driver::{Completion, Driver};
+use crate::engine::{Event, Reply};
+use crate::fleet::ops::{execute, FleetOp, FleetReply};
+use crate::fleet::Fleet;
+use crate::limits::RUN_EVENTS_QUEUED_MAX;
+use crate::store::Store;
+use futures_util::stream::FuturesUnordered;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A fleet wait that ended: its answer, or `None` when it was cancelled.
+pub(super) struct FleetDone {
+    run: String,
+    fiber: u32,
+    token: u64,
+    reply: Option<FleetReply>,
+}
+
+type FleetFuture = Pin<Box<dyn Future<Output = FleetDone> + Send>>;
+
+/// The fleet waits of every loaded run.
+pub(super) struct FleetWaits {
+    pub futures: FuturesUnordered<FleetFuture>,
+    /// Dropping a sender cancels its wait.
+    cancel: HashMap<(String, u64), oneshot::Sender<()>>,
+}
+
+impl FleetWaits {
+    pub fn new() -> FleetWaits {
+        FleetWaits {
+            futures: FuturesUnordered::new(),
+            cancel: HashMap::new(),
+        }
+    }
+
+    /// Waits in progress.
+    pub fn len(&self) -> usize {
+        self.cancel.len()
+    }
+
+    /// Cancels the wait `token` of `run`, if any.
+    pub fn cancel(&mut self, run: &str, token: u64) {
+        self.cancel.remove(&(run.to_string(), token));
+    }
+
+    /// Cancels every wait of `run`.
+    pub fn cancel_run(&mut self, run: &str) {
+        self.cancel.retain(|(r, _), _| r != run);
+    }
+}
+
+/// A target that is a disabled site ends the block with an error (spec §3.8).
+async fn disabled_target(store: &Store, op: &FleetOp) -> Option<FleetReply> {
+    let FleetOp::Action { action, .. } = op else {
+        return None;
+    };
+    let id = action.location.clone();
+    match store.read(move |rx| rx.site_get(&id)).await {
+        Ok(Some(site)) if site.disabled => Some(FleetReply::EndError {
+            reason: format!("target site {} is disabled", site.site_id),
+        }),
+        _ => None,
+    }
+}
+
+impl Driver {
+    /// Starts the fleet wait `token` of `fiber` of run `id` (its step is committed).
+    pub(super) fn start_fleet_op(&mut self, id: &str, fiber: u32, token: u64, op: FleetOp) {
+        let (tx, rx) = oneshot::channel::<()>();
+        self.fleet_waits.cancel.insert((id.to_string(), token), tx);
+        let fleet: Arc<dyn Fleet> = self.shared.fleet.clone();
+        let store = self.shared.store.clone();
+        let run = id.to_string();
+        self.fleet_waits.futures.push(Box::pin(async move {
+            let work = async {
+                match disabled_target(&store, &op).await {
+                    Some(reply) => reply,
+                    None => execute(fleet, op).await,
+                }
+            };
+            let reply = tokio::select! {
+                reply = work => Some(reply),
+                _ = rx => None,
+            };
+            FleetDone {
+                run,
+                fiber,
+                token,
+                reply,
+            }
+        }));
+    }
+
+    /// A fleet wait ended: its answer goes to the run.
+    pub(super) fn fleet_done(&mut self, done: FleetDone) {
+        let key = (done.run.clone(), done.token);
+        if self.fleet_waits.cancel.remove(&key).is_none() {
+            return; // cancelled meanwhile
+        }
+        let Some(reply) = done.reply else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(&done.run) else {
+            return;
+        };
+        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
+            log::error!("run {}: event queue full; fleet answer dropped", done.run);
+            return;
+        }
+        slot.events.push_back(Event::Reply {
+            fiber: done.fiber,
+            token: done.token,
+            reply: Reply::Fleet(reply),
+        });
+        self.kick(&done.run);
+    }
+
+    /// Stops the unfinished fleet orders of a run that ended (a stop during travel stops the
+    /// robot; an interrupted run keeps its order and robot, as in RDS).
+    pub(super) fn terminate_orders(&mut self, run: &str) {
+        let fleet = self.shared.fleet.clone();
+        let run = run.to_string();
+        self.inflight.push(Box::pin(async move {
+            if let Err(e) = fleet.terminate_for(&run).await {
+                log::error!("run {run}: terminating its fleet orders: {e}");
+            }
+            Completion::Done
+        }));
+    }
+}

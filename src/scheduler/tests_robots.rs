@@ -1,0 +1,283 @@
+//! Robot blocks through the scheduler against the simulated fleet on tokio's paused clock:
+//! an order with two actions (exact travel and operation times), stop during travel, a failed
+//! action redone or finished by hand, pause and resume, and a restart that finds the
+//! simulator's orders gone and opens them again under the same ids.
+
+use super::tests::{b, expr, open_store, settle, simple};
+use super::*;
+use crate::fleet::sim::{SimConfig, SimFleet};
+use crate::fleet::{Fleet, State};
+use crate::flow::load;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tempfile::TempDir;
+
+struct Robots {
+    sched: Scheduler,
+    tasks: Tasks,
+    sim: Arc<SimFleet>,
+    dir: TempDir,
+}
+
+async fn start(dir: TempDir) -> Robots {
+    let tasks = Tasks::new();
+    let sim = Arc::new(SimFleet::new(SimConfig::default()));
+    let fleet: Arc<dyn Fleet> = sim.clone();
+    let sched = Scheduler::start_with_fleet(open_store(&dir), Config::default(), fleet, &tasks)
+        .await
+        .unwrap();
+    Robots {
+        sched,
+        tasks,
+        sim,
+        dir,
+    }
+}
+
+impl Robots {
+    async fn restart(self) -> Robots {
+        self.sched.shutdown().await;
+        self.tasks.join_all().await;
+        self.sched.store().close();
+        start(self.dir).await
+    }
+
+    async fn run(&self, children: Value) -> String {
+        let def = json!({"id": "d", "label": "d", "detail": {"inputParams": [],
+            "outputParams": [], "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp",
+            "inputParams": {}, "children": {"default": children}}}});
+        let raw = load::load_value(def, "d").remove(0).unwrap();
+        self.sched.save_definition(raw).await.unwrap();
+        let req = SubmitRequest {
+            def_id: Some("d".into()),
+            ..SubmitRequest::default()
+        };
+        self.sched.submit(req).await.unwrap().id
+    }
+
+    /// One order, one move to B-01.
+    async fn move_to_b01(&self) -> String {
+        self.run(json!([select(json!([operate(2, "B-01", None)]))]))
+            .await
+    }
+
+    async fn blocks(&self, id: &str) -> Vec<crate::store::BlockRecord> {
+        let id = id.to_string();
+        self.sched
+            .store()
+            .read(move |rx| rx.block_records(&id, 1000))
+            .await
+            .unwrap()
+    }
+
+    async fn block(&self, id: &str, name: &str) -> crate::store::BlockRecord {
+        self.blocks(id)
+            .await
+            .into_iter()
+            .find(|r| r.block_name == name)
+            .unwrap_or_else(|| panic!("no block {name}"))
+    }
+
+    /// Waits (paused clock) until block `name` of run `id` has `status`.
+    async fn until_block(&self, id: &str, name: &str, status: i32) {
+        for _ in 0..10_000 {
+            if self
+                .blocks(id)
+                .await
+                .iter()
+                .any(|r| r.block_name == name && r.status == status)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("block {name} never {status}");
+    }
+}
+
+fn select(children: Value) -> Value {
+    json!({"id": 1, "name": "b1", "blockType": "CSelectAgvBp", "inputParams": {
+            "keyRoute": simple("A-01")},
+        "children": {"default": children}})
+}
+
+fn operate(id: i64, target: &str, script: Option<&str>) -> Value {
+    let mut params = json!({"targetSiteLabel": simple(target)});
+    if let Some(s) = script {
+        params["scriptName"] = simple(s);
+        params["var_start_height"] = simple("0.1");
+    }
+    b(id, "CAgvOperationBp", params)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_order_moves_its_robot_and_finishes() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let t0 = tokio::time::Instant::now();
+    let id = r
+        .run(json!([select(json!([
+            operate(2, "B-01", Some("ForkLoad")),
+            operate(3, "B-02", None),
+        ]))]))
+        .await;
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    // sim-01 starts at A-01 (0,0): 10 m to B-01 plus the fork operation (2 s), 4 m to B-02.
+    assert_eq!(t0.elapsed(), Duration::from_secs(10 + 2 + 4));
+    let b1 = r.block(&id, "b1").await;
+    assert_eq!(b1.outputs.as_deref(), Some(r#"{"selectedAgvId":"sim-01"}"#));
+    let b2 = r.block(&id, "b2").await;
+    assert_eq!(b2.outputs.as_deref(), Some(r#"{"containerName":""}"#));
+    let order = format!("o-{id}-{}", b1.seq);
+    let view = r.sim.order(&order).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Finished);
+    assert!(view.complete);
+    assert_eq!(view.blocks.len(), 2);
+    let robots = r.sim.robots().await.unwrap();
+    assert_eq!(robots[0].station, "B-02");
+    assert_eq!(robots[0].order, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_travel_stops_the_order() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let id = r.move_to_b01().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        r.sched.control(&id, Control::Stop).await.unwrap(),
+        TaskStatus::Stopped
+    );
+    settle().await;
+    let b1 = r.block(&id, "b1").await;
+    let view = r
+        .sim
+        .order(&format!("o-{id}-{}", b1.seq))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.state, State::Stopped);
+    let robots = r.sim.robots().await.unwrap();
+    assert_eq!(robots[0].order, None, "the robot is free again");
+    assert_eq!(r.block(&id, "b2").await.status, 1001);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_action_waits_for_an_operator_redo() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    r.sim.fail_next("sim-01", "fork blocked").unwrap();
+    let id = r.move_to_b01().await;
+    r.until_block(&id, "b2", crate::blocks::WAITING_FOR_OPERATOR)
+        .await;
+    let b2 = r.block(&id, "b2").await;
+    assert!(
+        b2.ended_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("fork blocked"),
+        "{b2:?}"
+    );
+    assert_eq!(r.sched.stats().runs_loaded, 1);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        r.sched
+            .store()
+            .read({
+                let id = id.clone();
+                move |rx| rx.task(&id)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        TaskStatus::Running,
+        "it waits for the operator"
+    );
+    r.sim.redo_failed("sim-01").await.unwrap();
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    let b2 = r.block(&id, "b2").await;
+    assert_eq!(b2.status, 1003);
+    assert_eq!(
+        b2.outputs.as_deref(),
+        Some(r#"{"containerName":"","noticeFailed":["B-01"]}"#)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_action_can_be_finished_by_hand() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    r.sim.fail_next("sim-01", "no pallet").unwrap();
+    let id = r
+        .run(json!([select(json!([
+            operate(2, "B-01", None),
+            operate(3, "B-02", None)
+        ]))]))
+        .await;
+    r.until_block(&id, "b2", crate::blocks::WAITING_FOR_OPERATOR)
+        .await;
+    r.sim.manual_finished("sim-01").await.unwrap();
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert_eq!(r.block(&id, "b3").await.status, 1003);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_does_not_pause_the_robot() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let id = r.move_to_b01().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        r.sched.control(&id, Control::Pause).await.unwrap(),
+        TaskStatus::Paused
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let robots = r.sim.robots().await.unwrap();
+    assert_eq!(robots[0].station, "B-01", "the robot went on");
+    r.sched.control(&id, Control::Resume).await.unwrap();
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_the_lost_order_is_opened_again_under_its_ids() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let id = r.move_to_b01().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b1 = r.block(&id, "b1").await;
+    let order = format!("o-{id}-{}", b1.seq);
+    let r = r.restart().await;
+    assert_eq!(r.sim.orders_len(), 0, "a new simulator knows no order");
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert_eq!(r.sim.orders_len(), 1, "opened again once");
+    let view = r.sim.order(&order).await.unwrap().unwrap();
+    assert_eq!(view.state, State::Finished);
+    assert_eq!(view.blocks.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn robot_status_blocks_read_the_fleet() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let id = r
+        .run(json!([
+            b(1, "VehicleStationBp", json!({"vehicle": simple("sim-02")})),
+            b(2, "GetBatteryLevelBp", json!({"vehicle": simple("sim-02")})),
+            b(3, "GetBatteryLevelBp", json!({"vehicle": simple("nobody")})),
+            b(4, "PrintBp", json!({"message": expr("blocks.b1.station")})),
+        ]))
+        .await;
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert_eq!(
+        r.block(&id, "b1").await.outputs.as_deref(),
+        Some(r#"{"station":"A-02","lastStation":""}"#)
+    );
+    assert_eq!(
+        r.block(&id, "b2").await.outputs.as_deref(),
+        Some(r#"{"batteryLevel":1.0}"#)
+    );
+    assert_eq!(
+        r.block(&id, "b3").await.outputs.as_deref(),
+        Some(r#"{"batteryLevel":null}"#)
+    );
+}
