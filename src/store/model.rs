@@ -227,8 +227,9 @@ pub struct QueuedRef {
     pub created_ms: i64,
 }
 
-/// Status a block record has between `block_started` and `block_ended`/`block_status`.
-pub const BLOCK_STATUS_STARTED: i32 = 0;
+/// Status a block record has between `block_started` and `block_ended`/`block_status`: RDS's
+/// 1000 "running: executing, or waiting inside a block" (spec §4.1).
+pub const BLOCK_STATUS_STARTED: i32 = 1000;
 
 /// A block execution that started.
 #[derive(Debug, Clone)]

@@ -440,7 +440,7 @@ fn block_records_checkpoints_and_logs() {
             recs[0].ended_ms,
             recs[0].status
         ),
-        ("b1-again", None, 0)
+        ("b1-again", None, BLOCK_STATUS_STARTED)
     );
     assert_eq!((recs[1].status, recs[1].ended_ms), (1, Some(30)));
     assert!(recs[1].outputs.as_ref().unwrap().len() <= limits::RECORD_VALUE_BYTES_MAX);
