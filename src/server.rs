@@ -4,7 +4,7 @@
 
 use crate::api::{self, ApiConfig, App};
 use crate::config::Config;
-use crate::fleet::sim::{SimConfig, SimFleet};
+use crate::fleet::sim::SimFleet;
 use crate::flow::load;
 use crate::limits::SHUTDOWN_GRACE_MS;
 use crate::scheduler::Scheduler;
@@ -54,10 +54,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     // Scheduler, accept loop and the like, plus one task per allowed connection.
     let tasks =
         Tasks::with_capacity(crate::limits::TASKS_TRACKED_MAX + config.http.connections_max);
-    let sim = Arc::new(SimFleet::new(SimConfig {
-        base_ms: crate::scheduler::Clock::start().now_ms(),
-        ..SimConfig::default()
-    }));
+    let sim = Arc::new(SimFleet::new(config.fleet.sim_config()?));
     let fleet: Arc<dyn crate::fleet::Fleet> = sim.clone();
     let sched = Scheduler::start_with_fleet(store.clone(), config.scheduler.clone(), fleet, &tasks)
         .await

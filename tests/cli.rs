@@ -242,3 +242,38 @@ fn run_takes_sites_and_reports_a_run_stalled_on_a_site() {
     let out = vwed(&["run", def, "--sites"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn run_drives_the_configured_simulated_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = write(
+        dir.path(),
+        "fast.toml",
+        "[fleet]\nspeed_m_per_s = 100\noperation_ms = 0\n",
+    );
+    let fast = fast.to_str().unwrap();
+    let out = vwed(&[
+        "run",
+        &example("01-serial-transport-site-lock.json"),
+        "--config",
+        fast,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let report = stdout_json(&out);
+    assert_eq!(report["outputs"]["b4"]["selectedAgvId"], "sim-01");
+    assert_eq!(
+        report["stateDescription"],
+        r#"{"from":"PICK-01","to":"DROP-01"}"#
+    );
+    let bad = write(dir.path(), "bad.toml", "[fleet]\nrobots = 500\n");
+    let out = vwed(&[
+        "run",
+        &example("04-while-break.json"),
+        "--config",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fleet.robots"), "{err}");
+}

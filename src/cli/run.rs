@@ -1,5 +1,6 @@
-//! `vwed run FILE [--label L] [--input k=v ...] [--sites SITES.json] [--json]`: stores every
-//! definition of FILE in a temporary store with the demo sites (or the sites of SITES.json, a
+//! `vwed run FILE [--label L] [--input k=v ...] [--sites SITES.json] [--config FILE] [--json]`:
+//! stores every definition of FILE in a temporary store with the simulated fleet of the
+//! configuration's `[fleet]` and the demo sites (or the sites of SITES.json, a
 //! JSON array as `/api/sites/import` takes), runs one of them through the real scheduler, prints
 //! block-by-block progress to stderr, and exits 0 only when the run finishes. A run left waiting
 //! for a site that nothing else can change is reported as stalled.
@@ -22,6 +23,7 @@ struct Options {
     inputs: Map,
     json: bool,
     sites: Option<String>,
+    config: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, UsageError> {
@@ -30,6 +32,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
     let mut inputs = Map::new();
     let mut json = false;
     let mut sites = None;
+    let mut config = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -41,6 +44,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
             "--json" => json = true,
             "--label" => label = Some(value("--label")?),
             "--sites" => sites = Some(value("--sites")?),
+            "--config" => config = Some(value("--config")?),
             "--input" => {
                 let kv = value("--input")?;
                 let (k, v) = kv
@@ -62,6 +66,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
         inputs,
         json,
         sites,
+        config,
     })
 }
 
@@ -94,6 +99,21 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     if compiled.has_errors() {
         return Ok(ExitCode::FAILURE);
     }
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match crate::config::load(opts.config.as_deref().map(Path::new), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vwed run: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let sim = match config.fleet.sim_config() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vwed run: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let sites = match read_sites(opts.sites.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -102,7 +122,12 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
         }
     };
     let rt = runtime::build().map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
-    let result = rt.block_on(run(defs, chosen, opts.inputs, sites));
+    let setup = Setup {
+        scheduler: config.scheduler,
+        sim,
+        sites,
+    };
+    let result = rt.block_on(run(defs, chosen, opts.inputs, setup));
     match result {
         Ok(report) => {
             if opts.json {
@@ -190,19 +215,28 @@ struct Report {
     json: Value,
 }
 
+/// What the temporary appliance of `vwed run` starts with.
+struct Setup {
+    scheduler: Config,
+    sim: crate::fleet::sim::SimConfig,
+    sites: Vec<Site>,
+}
+
 async fn run(
     defs: Vec<RawDefinition>,
     chosen: usize,
     inputs: Map,
-    sites: Vec<Site>,
+    setup: Setup,
 ) -> Result<Report, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary store: {e}"))?;
     let store = runtime::open_store(dir.path(), false)?;
     let tasks = Tasks::new();
-    let sched = Scheduler::start(store.clone(), Config::default(), &tasks)
+    // Created inside the runtime: the simulator's clock is tokio's.
+    let fleet = std::sync::Arc::new(crate::fleet::sim::SimFleet::new(setup.sim));
+    let sched = Scheduler::start_with_fleet(store.clone(), setup.scheduler, fleet, &tasks)
         .await
         .map_err(|e| e.to_string())?;
-    crate::server::put_sites(&sched, sites, "vwed run").await?;
+    crate::server::put_sites(&sched, setup.sites, "vwed run").await?;
     let mut def_id = None;
     for (i, raw) in defs.into_iter().enumerate() {
         let label = raw.label.clone();

@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "scheduler",
     "http",
     "webhook",
+    "fleet",
 ];
 const SCHEDULER_KEYS: &[&str] = &[
     "runs_active_max",
@@ -179,6 +180,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[[webhook]]` tables, at most `WEBHOOKS_MAX`, URLs distinct.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[fleet]`: the simulated fleet's settings.
+    pub fleet: FleetConfig,
 }
 
 /// Bounds of the HTTP API (`[http]`).
@@ -214,6 +217,7 @@ impl Default for Config {
             scheduler: scheduler::Config::default(),
             http: HttpConfig::default(),
             webhooks: Vec::new(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -303,6 +307,7 @@ fn known_keys_beside(key: &str) -> &'static [&'static str] {
         Some(("scheduler", _)) => SCHEDULER_KEYS,
         Some(("http", _)) => HTTP_KEYS,
         Some(("webhook", _)) => WEBHOOK_KEYS,
+        Some(("fleet", _)) => fleet::FLEET_KEYS,
         _ => TOP_KEYS,
     }
 }
@@ -387,6 +392,13 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
     if let Some(log) = env("VWED_LOG") {
         config.log = Some(log.trim().to_string());
     }
+    if let Some(kind) = env("VWED_FLEET") {
+        fleet::check_kind(kind.trim()).map_err(|m| invalid("VWED_FLEET", m))?;
+    }
+    if env("VWED_FLEET_URL").is_some() {
+        let m = fleet::check_kind("rdscore").unwrap_err();
+        return Err(invalid("VWED_FLEET_URL", m));
+    }
     Ok(())
 }
 
@@ -442,6 +454,9 @@ impl FileValues<'_> {
             self.apply_http(table, &mut config.http)?;
         }
         config.webhooks = self.webhooks()?;
+        if let Some(table) = self.table_at("fleet", fleet::FLEET_KEYS)? {
+            self.apply_fleet(table, &mut config.fleet)?;
+        }
         Ok(data_dir)
     }
 
@@ -640,5 +655,8 @@ fn full_key(prefix: &str, key: &str) -> String {
     }
 }
 
+mod fleet;
 #[cfg(test)]
 mod tests;
+
+pub use fleet::FleetConfig;

@@ -446,3 +446,84 @@ fn bad_webhooks_are_named() {
     );
     assert!(e.to_string().contains("url, events, secret"), "{e}");
 }
+
+#[test]
+fn fleet_settings_are_read_and_checked() {
+    let (c, _) = load_text(
+        "[fleet]\nkind = \"sim\"\nrobots = 5\nspeed_m_per_s = 2\noperation_ms = 500\n\
+         strict = true\nmap = \"m.json\"\n",
+        &[],
+    );
+    let f = c.unwrap().fleet;
+    assert_eq!(
+        (f.robots, f.speed_m_per_s, f.operation_ms, f.strict),
+        (5, 2.0, 500, true)
+    );
+    assert_eq!(f.map, Some(PathBuf::from("m.json")));
+    let bad = [
+        (
+            "[fleet]\nkind = \"rdscore\"\n",
+            "fleet.kind",
+            "not available",
+        ),
+        (
+            "[fleet]\nkind = \"vda\"\n",
+            "fleet.kind",
+            "unknown fleet kind",
+        ),
+        ("[fleet]\nrobots = 0\n", "fleet.robots", "outside 1..=64"),
+        (
+            "[fleet]\nspeed_m_per_s = -1.0\n",
+            "fleet.speed_m_per_s",
+            "outside",
+        ),
+        (
+            "[fleet]\nspeed_m_per_s = \"fast\"\n",
+            "fleet.speed_m_per_s",
+            "a number",
+        ),
+        (
+            "[fleet]\noperation_ms = -5\n",
+            "fleet.operation_ms",
+            "outside",
+        ),
+        ("[fleet]\nwheels = 4\n", "fleet.wheels", "unknown"),
+    ];
+    for (text, key, what) in bad {
+        let e = load_text(text, &[]).0.unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(what), "{text}: {e}");
+    }
+    let e = load(None, &env(&[("VWED_FLEET", "rdscore")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("VWED_FLEET") && e.contains("not available"),
+        "{e}"
+    );
+    let e = load(None, &env(&[("VWED_FLEET_URL", "http://127.0.0.1:8088")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("VWED_FLEET_URL"), "{e}");
+    assert!(load(None, &env(&[("VWED_FLEET", "sim")])).is_ok());
+}
+
+#[test]
+fn a_fleet_map_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("map.json");
+    std::fs::write(&good, r#"{"locations": {"P1": [0, 0], "P2": [3, 4]}}"#).unwrap();
+    let mut f = FleetConfig {
+        map: Some(good),
+        robots: 2,
+        ..FleetConfig::default()
+    };
+    let sim = f.sim_config().unwrap();
+    assert_eq!(sim.map.position("P2"), Some((3.0, 4.0)));
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"locations": {"P1": ["x", 0]}}"#).unwrap();
+    f.map = Some(bad);
+    let e = f.sim_config().unwrap_err();
+    assert!(e.contains("bad.json") && e.contains("P1"), "{e}");
+    f.map = Some(dir.path().join("missing.json"));
+    assert!(f.sim_config().unwrap_err().contains("missing.json"));
+}
