@@ -160,3 +160,32 @@ fn bad_robot_requests_are_named() {
     assert_eq!(robot["online"], true, "{robot}");
     s.stop();
 }
+
+#[test]
+fn an_operator_pass_releases_wait_pass_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let def = definition(
+        "pass",
+        json!([{"id": 1, "name": "b1", "blockType": "WaitPassBp", "children": {},
+            "inputParams": {"agvId": {"type": "Simple", "value": "sim-02"}}}]),
+    );
+    let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+    assert!(code == 200 || code == 201, "{out}");
+    let body = json!({"defLabel": "pass", "taskRecordId": "p1"});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    until("the block waits", || {
+        block_status(&s, "p1", "b1") == Some(1000)
+    });
+    let (_, t) = s.json("GET", "/api/tasks/p1", None);
+    assert_eq!(t["status"], "running", "{t}");
+    let (code, out) = s.json("POST", "/api/releaseWaitPassBlock", Some(json!(["sim-02"])));
+    assert_eq!((code, &out["code"]), (200, &json!(200)), "{out}");
+    s.wait_status("p1", "finished");
+    // Not an array of robot ids: RDS's error code, nothing set.
+    let (_, out) = s.json("POST", "/api/releaseWaitPassBlock", Some(json!({"agv": 1})));
+    assert_eq!(out["code"], 9000, "{out}");
+    let (_, out) = s.json("POST", "/api/releaseWaitPassBlock", Some(json!([7])));
+    assert_eq!(out["code"], 9000, "{out}");
+    s.stop();
+}

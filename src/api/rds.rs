@@ -419,3 +419,33 @@ async fn query_def_answer(app: &App, req: Request<Incoming>) -> Answer {
 pub async fn batch_export(app: &App, req: Request<Incoming>) -> Response<Body> {
     super::defs_io::rds_batch_export(app, req).await
 }
+
+/// `POST /api/releaseWaitPassBlock ["<agvId>", ...]`: an operator's "pass" for the
+/// `WaitPassBp` blocks of those robots (the data cache key `waitPass_<agvId>` becomes "true";
+/// a waiting block sees it at its next check, within 2 s). A body that is not an array of
+/// strings answers 9000 and sets nothing.
+pub async fn release_wait_pass(app: &App, req: Request<Incoming>) -> Response<Body> {
+    reply("Success", release_wait_pass_answer(app, req).await)
+}
+
+async fn release_wait_pass_answer(app: &App, req: Request<Incoming>) -> Answer {
+    let body = http::read_json(req, app.config.body_bytes_max)
+        .await
+        .map_err(|e| Rds::api(ERROR, e))?;
+    let ids: Vec<String> = match &body {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Rds::new(ERROR, "the body must be an array of robot ids"))?,
+        _ => return Err(Rds::new(ERROR, "the body must be an array of robot ids")),
+    };
+    for id in &ids {
+        let key = crate::blocks::wait_pass_key(id);
+        app.sched
+            .cache_set(&key, "true")
+            .await
+            .map_err(|e| Rds::new(ERROR, e))?;
+    }
+    Ok(json!(ids))
+}

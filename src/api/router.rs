@@ -98,6 +98,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
             | "worksiteUnFiled" | "enableWorksite" | "disableWorksite" | "clearSyncFailed")],
         ) => Ok(rds_sites::change(app, req, route).await),
         (&M::POST, ["api", "stop-task"]) => Ok(rds::stop_task(app, req).await),
+        (&M::POST, ["api", "releaseWaitPassBlock"]) => Ok(rds::release_wait_pass(app, req).await),
         (&M::POST, ["api", "stop-all-task"]) => Ok(rds::end_many(app, req, Control::Stop).await),
         (&M::POST, ["api", "manual-end"]) => Ok(rds::end_many(app, req, Control::ManualEnd).await),
         (&M::GET, ["api", "suspend-task", _, rec]) => {

@@ -1,4 +1,4 @@
-//! Block types RDS has that later issues implement (robots, HTTP, Modbus, scripts,
+//! Block types RDS has that later issues implement (HTTP, Modbus, scripts,
 //! sub-tasks and task control). They are known by name, so `vwed check` reports them as
 //! "not supported yet" errors rather than as unknown types, and no run can reach them.
 
@@ -35,13 +35,6 @@ static LATER: &[KindSpec] = &[
     later("MarkTaskStartBp", Family::TaskControl),
     later("MarkTaskEndBp", Family::TaskControl),
     later("TriggerTaskEventBp", Family::TaskControl),
-    later("CAgvSendOperationBp", Family::Robot),
-    later("CAgvMonitorOperationBp", Family::Robot),
-    later("CombinedOrderBp", Family::Robot),
-    later("WaitPassBp", Family::Robot),
-    later("ReadDIBp", Family::Robot),
-    later("ReadDIWaitBp", Family::Robot),
-    later("SetDOBp", Family::Robot),
     later("GetBp", Family::Http),
     later("PostBp", Family::Http),
     later("HttpGetBp", Family::Http),

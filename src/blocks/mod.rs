@@ -6,11 +6,15 @@
 mod control;
 mod data;
 mod later;
+mod robot_io;
 mod robots;
 mod sites;
 #[cfg(test)]
+mod tests_robots;
+#[cfg(test)]
 mod tests_sites;
 
+pub use robot_io::wait_pass_key;
 pub use robots::{known_operation, WAITING_FOR_OPERATOR};
 pub use sites::LOCK_RETRY_MS;
 
@@ -219,6 +223,13 @@ pub static REGISTRY: &[&KindSpec] = &[
     &robots::AGV_OPERATION,
     &robots::VEHICLE_STATION,
     &robots::BATTERY_LEVEL,
+    &robots::AGV_SEND_OPERATION,
+    &robots::AGV_MONITOR_OPERATION,
+    &robots::COMBINED_ORDER,
+    &robot_io::READ_DI,
+    &robot_io::READ_DI_WAIT,
+    &robot_io::SET_DO,
+    &robot_io::WAIT_PASS,
 ];
 
 /// The kind for a `blockType`, runnable or not. `SubTask::<id>` maps to the sub-task kind.
@@ -253,8 +264,8 @@ mod tests {
         let site = lookup("GetIdleSiteBp").unwrap();
         assert!(site.behaviour.is_some());
         assert_eq!(site.family, Family::Site);
-        let robot = lookup("CAgvSendOperationBp").unwrap();
-        assert!(robot.behaviour.is_none());
+        let http = lookup("HttpGetBp").unwrap();
+        assert!(http.behaviour.is_none());
         assert_eq!(lookup("SubTask::abc").unwrap().family, Family::TaskControl);
         assert!(lookup("NoSuchBp").is_none());
     }

@@ -270,97 +270,289 @@ fn declared_args(cx: &Cx<'_>, script: &str) -> Result<Map, Raise> {
     Ok(args)
 }
 
+/// What an operation block does with its action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `CAgvOperationBp`: append and wait.
+    Wait,
+    /// `CAgvSendOperationBp`: append and end (output `blockId`).
+    Send,
+    /// `CAgvMonitorOperationBp`: wait for an action appended earlier (param `blockId`).
+    Monitor,
+}
+
 #[derive(Debug)]
-struct Operate;
+struct Operate {
+    mode: Mode,
+}
+
+/// The order of the nearest enclosing `CSelectAgvBp`.
+fn current_order(cx: &Cx<'_>) -> Result<OrderSpec, Raise> {
+    match cx.enclosing_data("CSelectAgvBp") {
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Raise::Failure(format!("CSelectAgvBp state: {e}"))),
+        None => Err(Raise::Failure(format!(
+            "no current order: {} runs inside CSelectAgvBp",
+            cx.block().block_type
+        ))),
+    }
+}
 
 impl Operate {
-    fn op(cx: &Cx<'_>, failure_reported: bool) -> Result<FleetOp, Raise> {
-        let order: OrderSpec = match cx.enclosing_data("CSelectAgvBp") {
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| Raise::Failure(format!("CSelectAgvBp state: {e}")))?,
-            None => {
-                return Err(Raise::Failure(
-                    "no current order: CAgvOperationBp runs inside CSelectAgvBp".into(),
-                ))
-            }
-        };
+    fn op(&self, cx: &Cx<'_>) -> Result<FleetOp, Raise> {
+        let order = current_order(cx)?;
+        if self.mode == Mode::Monitor {
+            let block_id = text(cx, "blockId")
+                .ok_or_else(|| Raise::Failure("blockIdEmpty: parameter blockId is empty".into()))?;
+            return Ok(FleetOp::Monitor {
+                order,
+                block_id,
+                failure_reported: false,
+            });
+        }
         let target = text(cx, "targetSiteLabel").ok_or_else(|| {
             Raise::EndError("emptyTargetSite: parameter targetSiteLabel is empty".into())
         })?;
-        let action = action_for(cx, format!("a-{}-{}", cx.run_id(), cx.seq()), target)?;
-        Ok(FleetOp::Action {
-            order,
-            action: Box::new(action),
-            complete: cx.bool_param("isEndAction").unwrap_or(false),
-            failure_reported,
+        // The same id after a restart (spec §8 Q14: RDS sends CAgvSendOperationBp again with a
+        // new one).
+        let action = Box::new(action_for(
+            cx,
+            format!("a-{}-{}", cx.run_id(), cx.seq()),
+            target,
+        )?);
+        let complete = cx.bool_param("isEndAction").unwrap_or(false);
+        Ok(match self.mode {
+            Mode::Send => FleetOp::Send {
+                order,
+                action,
+                complete,
+            },
+            _ => FleetOp::Action {
+                order,
+                action,
+                complete,
+                failure_reported: false,
+            },
         })
+    }
+}
+
+/// The op a waiting block keeps in its frame.
+fn kept_op(cx: &Cx<'_>) -> Result<FleetOp, Raise> {
+    serde_json::from_value(cx.own_data().clone())
+        .map_err(|e| Raise::Failure(format!("{} state: {e}", cx.block().block_type)))
+}
+
+/// A failed action: the block record shows 1007, the reason goes to the task log, and the
+/// block waits on (the op now knows the failure) for an operator's redo or manual finish.
+fn wait_for_operator(cx: &mut Cx<'_>, mut op: FleetOp, reason: &str) -> Result<Action, Raise> {
+    let why = format!("robot operation failed, reason={reason}");
+    let (ty, name) = (cx.block().block_type.clone(), cx.block().name.clone());
+    cx.log(LogLevel::Error, format!("[{ty}][{name}]{why}"));
+    cx.mark_block(WAITING_FOR_OPERATOR, why);
+    if let FleetOp::Action {
+        failure_reported, ..
+    }
+    | FleetOp::Monitor {
+        failure_reported, ..
+    }
+    | FleetOp::Combined {
+        failure_reported, ..
+    } = &mut op
+    {
+        *failure_reported = true;
+    }
+    cx.keep(serde_json::to_value(&op).unwrap_or(Value::Null))?;
+    ask(op)
+}
+
+/// Where a failure was (output `noticeFailed`), when the op saw one.
+fn notice_failed(op: &FleetOp) -> Option<Value> {
+    let at: Vec<&str> = match op {
+        FleetOp::Action {
+            action,
+            failure_reported: true,
+            ..
+        } => vec![&action.location],
+        FleetOp::Monitor {
+            block_id,
+            failure_reported: true,
+            ..
+        } => vec![block_id],
+        FleetOp::Combined {
+            from,
+            to,
+            failure_reported: true,
+            ..
+        } => vec![&from.location, &to.location],
+        _ => return None,
+    };
+    Some(Value::Array(
+        at.into_iter().map(|s| Value::String(s.into())).collect(),
+    ))
+}
+
+fn order_id(op: &FleetOp) -> &str {
+    match op {
+        FleetOp::Select { order }
+        | FleetOp::Action { order, .. }
+        | FleetOp::Send { order, .. }
+        | FleetOp::Monitor { order, .. }
+        | FleetOp::Combined { order, .. }
+        | FleetOp::Seal { order } => &order.id,
+        FleetOp::Robot { .. } | FleetOp::SetOutput { .. } => "",
     }
 }
 
 impl Behaviour for Operate {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        let op = Operate::op(cx, false)?;
+        let op = self.op(cx)?;
         cx.keep(serde_json::to_value(&op).unwrap_or(Value::Null))?;
         ask(op)
     }
 
     fn woke(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        let mut op: FleetOp = serde_json::from_value(cx.own_data().clone())
-            .map_err(|e| Raise::Failure(format!("CAgvOperationBp state: {e}")))?;
-        let FleetOp::Action {
-            order,
-            action,
-            failure_reported,
-            ..
-        } = &mut op
-        else {
-            return Err(Raise::Failure(
-                "CAgvOperationBp state: not an action".into(),
-            ));
-        };
+        let op = kept_op(cx)?;
         match answer(cx)? {
             FleetReply::ActionDone { container_name, .. } => {
                 let mut out = single("containerName", Value::String(container_name));
-                if *failure_reported {
-                    let list = vec![Value::String(action.location.clone())];
-                    out.insert("noticeFailed".into(), Value::Array(list));
+                if let Some(at) = notice_failed(&op) {
+                    out.insert("noticeFailed".into(), at);
                 }
                 done_with(cx, out)
             }
-            FleetReply::ActionFailed { reason } => {
-                let why = format!("robot operation failed, reason={reason}");
-                let name = cx.block().name.clone();
-                cx.log(LogLevel::Error, format!("[CAgvOperationBp][{name}]{why}"));
-                cx.mark_block(WAITING_FOR_OPERATOR, why);
-                *failure_reported = true;
-                cx.keep(serde_json::to_value(&op).unwrap_or(Value::Null))?;
-                ask(op)
+            FleetReply::Sent { block_id } => {
+                done_with(cx, single("blockId", Value::String(block_id)))
             }
-            FleetReply::Stopped { reason } => Err(stopped(&order.id, &reason)),
+            FleetReply::ActionFailed { reason } => wait_for_operator(cx, op, &reason),
+            FleetReply::Stopped { reason } => Err(stopped(order_id(&op), &reason)),
             other => Err(unexpected(&other)),
         }
     }
 }
 
+/// The parameters of `CAgvOperationBp` and `CAgvSendOperationBp`.
+const OPERATION_PARAMS: &[ParamSpec] = &[
+    ParamSpec::req("targetSiteLabel", T::Str),
+    ParamSpec::opt("scriptName", T::Str),
+    ParamSpec::opt("postAction", T::Str),
+    ParamSpec::opt("goodsId", T::Str),
+    ParamSpec::opt("max_speed", T::Double),
+    ParamSpec::opt("max_wspeed", T::Double),
+    ParamSpec::opt("max_acc", T::Double),
+    ParamSpec::opt("max_wacc", T::Double),
+    ParamSpec::opt("spin", T::Bool),
+    ParamSpec::opt("adjustInfo", T::Any),
+    ParamSpec::opt("isEndAction", T::Bool),
+    ParamSpec::opt("agvId", T::Any),
+];
+
 pub static AGV_OPERATION: KindSpec = KindSpec {
     name: "CAgvOperationBp",
     family: Family::Robot,
+    params: OPERATION_PARAMS,
+    branches: &[],
+    behaviour: Some(&Operate { mode: Mode::Wait }),
+};
+
+pub static AGV_SEND_OPERATION: KindSpec = KindSpec {
+    name: "CAgvSendOperationBp",
+    family: Family::Robot,
+    params: OPERATION_PARAMS,
+    branches: &[],
+    behaviour: Some(&Operate { mode: Mode::Send }),
+};
+
+pub static AGV_MONITOR_OPERATION: KindSpec = KindSpec {
+    name: "CAgvMonitorOperationBp",
+    family: Family::Robot,
+    params: &[ParamSpec::req("blockId", T::Str)],
+    branches: &[],
+    behaviour: Some(&Operate {
+        mode: Mode::Monitor,
+    }),
+};
+
+// ----- CombinedOrderBp -------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct Combined;
+
+impl Behaviour for Combined {
+    fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
+        let from = text(cx, "fromLoc")
+            .ok_or_else(|| Raise::EndError("fromLocEmpty: parameter fromLoc is empty".into()))?;
+        let to = text(cx, "toLoc")
+            .ok_or_else(|| Raise::EndError("toLocEmpty: parameter toLoc is empty".into()))?;
+        let id = format!("o-{}-{}", cx.run_id(), cx.seq());
+        let order = OrderSpec {
+            id: id.clone(),
+            external_id: cx.run_id().to_string(),
+            priority: 1,
+            vehicle: text(cx, "vehicle"),
+            group: text(cx, "group"),
+            label: text(cx, "tag"),
+            key_route: vec![from.clone()],
+            key_task: None,
+            key_goods_id: text(cx, "goodsId"),
+        };
+        let leg = |suffix: &str, location: String, operation: &str, post: &str| ActionSpec {
+            block_id: format!("{id}-{suffix}"),
+            location,
+            operation: Some(operation.into()),
+            goods_id: text(cx, "goodsId"),
+            post_action: text(cx, post),
+            ..ActionSpec::default()
+        };
+        let op = FleetOp::Combined {
+            from: Box::new(leg("load", from, "load", "loadPostAction")),
+            to: Box::new(leg("unload", to, "unload", "unloadPostAction")),
+            order,
+            wait: cx.bool_param("flag").unwrap_or(true),
+            failure_reported: false,
+        };
+        cx.keep(serde_json::to_value(&op).unwrap_or(Value::Null))?;
+        ask(op)
+    }
+
+    fn woke(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
+        let op = kept_op(cx)?;
+        match answer(cx)? {
+            FleetReply::OrderDone {
+                vehicle,
+                container_name,
+            } => {
+                let mut out = single("agvId", Value::String(vehicle));
+                out.insert("containerName".into(), Value::String(container_name));
+                if let Some(at) = notice_failed(&op) {
+                    out.insert("noticeFailed".into(), at);
+                }
+                done_with(cx, out)
+            }
+            FleetReply::Sent { .. } => Ok(Action::Done),
+            FleetReply::ActionFailed { reason } => wait_for_operator(cx, op, &reason),
+            FleetReply::Stopped { reason } => Err(stopped(order_id(&op), &reason)),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+pub static COMBINED_ORDER: KindSpec = KindSpec {
+    name: "CombinedOrderBp",
+    family: Family::Robot,
     params: &[
-        ParamSpec::req("targetSiteLabel", T::Str),
-        ParamSpec::opt("scriptName", T::Str),
-        ParamSpec::opt("postAction", T::Str),
+        ParamSpec::req("fromLoc", T::Str),
+        ParamSpec::req("toLoc", T::Str),
+        ParamSpec::opt("vehicle", T::Str),
+        ParamSpec::opt("group", T::Str),
         ParamSpec::opt("goodsId", T::Str),
-        ParamSpec::opt("max_speed", T::Double),
-        ParamSpec::opt("max_wspeed", T::Double),
-        ParamSpec::opt("max_acc", T::Double),
-        ParamSpec::opt("max_wacc", T::Double),
-        ParamSpec::opt("spin", T::Bool),
-        ParamSpec::opt("adjustInfo", T::Any),
-        ParamSpec::opt("isEndAction", T::Bool),
-        ParamSpec::opt("agvId", T::Any),
+        ParamSpec::opt("tag", T::Str),
+        ParamSpec::opt("loadPostAction", T::Str),
+        ParamSpec::opt("unloadPostAction", T::Str),
+        ParamSpec::opt("flag", T::Bool),
     ],
     branches: &[],
-    behaviour: Some(&Operate),
+    behaviour: Some(&Combined),
 };
 
 // ----- VehicleStationBp, GetBatteryLevelBp ----------------------------------------------------
@@ -374,6 +566,7 @@ impl Behaviour for RobotStatus {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
         let vehicle = text(cx, "vehicle")
             .ok_or_else(|| Raise::Failure("vehicleIDEmpty: parameter vehicle is empty".into()))?;
+        cx.keep(Value::String(vehicle.clone()))?;
         ask(FleetOp::Robot { vehicle })
     }
 
@@ -388,7 +581,7 @@ impl Behaviour for RobotStatus {
             return done_with(cx, single("batteryLevel", level));
         }
         let Some(robot) = robot else {
-            let v = cx.str_param("vehicle").unwrap_or_default();
+            let v = cx.own_data().as_str().unwrap_or_default().to_string();
             return Err(Raise::Failure(format!("the fleet has no robot {v}")));
         };
         let mut out = single("station", Value::String(robot.station));

@@ -215,6 +215,8 @@ pub trait Fleet: Send + Sync {
     fn redo_failed(&self, vehicle: &str) -> FleetFuture<()>;
     /// Marks the failed action of `vehicle`'s order as done by hand.
     fn manual_finished(&self, vehicle: &str) -> FleetFuture<()>;
+    /// Sets digital output `id` of `vehicle` (RDSCore `setRobotIO` with `type: "DO"`).
+    fn set_output(&self, vehicle: &str, id: i64, status: bool) -> FleetFuture<()>;
     /// Resolves when order `id` may have changed: the simulator at its next state change (or
     /// at once after an operator action); a remote core after its poll interval.
     fn changed(&self, id: &str) -> FleetFuture<()>;

@@ -25,8 +25,39 @@ pub enum FleetOp {
         complete: bool,
         failure_reported: bool,
     },
+    /// `CAgvSendOperationBp`: append the action (re-opening the order if the fleet lost it)
+    /// and answer at once.
+    #[serde(rename_all = "camelCase")]
+    Send {
+        order: OrderSpec,
+        action: Box<ActionSpec>,
+        complete: bool,
+    },
+    /// `CAgvMonitorOperationBp`: wait for an action appended earlier to the order.
+    #[serde(rename_all = "camelCase")]
+    Monitor {
+        order: OrderSpec,
+        block_id: String,
+        failure_reported: bool,
+    },
+    /// `CombinedOrderBp`: an order of its own that loads at `from` and unloads at `to`
+    /// (sealed with the unload); `wait`: answer when it has finished, else once sent.
+    #[serde(rename_all = "camelCase")]
+    Combined {
+        order: OrderSpec,
+        from: Box<ActionSpec>,
+        to: Box<ActionSpec>,
+        wait: bool,
+        failure_reported: bool,
+    },
     /// The end of `CSelectAgvBp`: seal the order and wait until it finishes or stops.
     Seal { order: OrderSpec },
+    /// `SetDOBp`: set a robot's digital output.
+    SetOutput {
+        vehicle: String,
+        id: i64,
+        status: bool,
+    },
     /// `VehicleStationBp`, `GetBatteryLevelBp`: one robot's status.
     Robot { vehicle: String },
 }
@@ -47,6 +78,17 @@ pub enum FleetReply {
     ActionFailed { reason: String },
     /// The sealed order finished.
     Sealed,
+    /// The action (or combined order) was sent; nothing was waited for.
+    #[serde(rename_all = "camelCase")]
+    Sent { block_id: String },
+    /// A combined order finished.
+    #[serde(rename_all = "camelCase")]
+    OrderDone {
+        vehicle: String,
+        container_name: String,
+    },
+    /// Done (a digital output set).
+    Done,
     /// The core stopped the order.
     Stopped { reason: String },
     /// A robot's status (none: the fleet has no such robot).
@@ -118,8 +160,35 @@ pub async fn execute(fleet: Arc<dyn Fleet>, op: FleetOp) -> FleetReply {
             action,
             complete,
             failure_reported,
-        } => act(&fleet, &order, *action, complete, failure_reported).await,
+        } => {
+            let add = Some((*action, complete));
+            act(&fleet, &order, &action_id(&add), add, failure_reported).await
+        }
+        FleetOp::Send {
+            order,
+            action,
+            complete,
+        } => send(&fleet, &order, *action, complete).await,
+        FleetOp::Monitor {
+            order,
+            block_id,
+            failure_reported,
+        } => act(&fleet, &order, &block_id, None, failure_reported).await,
+        FleetOp::Combined {
+            order,
+            from,
+            to,
+            wait,
+            failure_reported,
+        } => combined(&fleet, &order, [*from, *to], wait, failure_reported).await,
         FleetOp::Seal { order } => seal(&fleet, &order).await,
+        FleetOp::SetOutput {
+            vehicle,
+            id,
+            status,
+        } => call(|| fleet.set_output(&vehicle, id, status))
+            .await
+            .map(|()| FleetReply::Done),
         FleetOp::Robot { vehicle } => call(|| fleet.robots()).await.map(|robots| {
             let robot = robots.into_iter().find(|r| r.id == vehicle).map(Box::new);
             FleetReply::Robot { robot }
@@ -151,32 +220,32 @@ async fn select(fleet: &Arc<dyn Fleet>, spec: &OrderSpec) -> Result<FleetReply, 
     }
 }
 
+fn action_id(add: &Option<(ActionSpec, bool)>) -> String {
+    add.as_ref()
+        .map(|(a, _)| a.block_id.clone())
+        .unwrap_or_default()
+}
+
+/// Appends `add` (an action and whether it seals the order) unless the order has it, then
+/// waits for action `id` (appended earlier when `add` is none) to end.
 async fn act(
     fleet: &Arc<dyn Fleet>,
     spec: &OrderSpec,
-    action: ActionSpec,
-    complete: bool,
+    id: &str,
+    add: Option<(ActionSpec, bool)>,
     failure_reported: bool,
 ) -> Result<FleetReply, FleetError> {
-    let id = action.block_id.clone();
-    let mut added = false;
+    let mut add = add;
     loop {
         let view = order_or_reopen(fleet, spec).await?;
-        let mine = view.blocks.iter().find(|b| b.block_id == id);
-        let Some(mine) = mine else {
-            if added {
+        let Some(mine) = view.blocks.iter().find(|b| b.block_id == id) else {
+            let Some((action, complete)) = add.take() else {
                 return Ok(FleetReply::Failed {
-                    reason: format!("order {} lost action {id}", view.id),
+                    reason: format!("order {} has no action {id}", view.id),
                 });
-            }
-            match call(|| fleet.add_action(&spec.id, action.clone(), complete)).await {
-                Ok(()) => added = true,
-                Err(FleetError::Refused { code, msg }) if code == super::CODE_ORDER_COMPLETE => {
-                    return Ok(FleetReply::Failed {
-                        reason: format!("order complete: {msg}"),
-                    })
-                }
-                Err(e) => return Err(e),
+            };
+            if let Some(refused) = append(fleet, spec, action, complete).await? {
+                return Ok(refused);
             }
             continue;
         };
@@ -187,20 +256,99 @@ async fn act(
                     container_name: mine.container_name.clone(),
                 })
             }
-            State::Failed if !failure_reported => {
-                let reason = view
-                    .errors
-                    .last()
-                    .cloned()
-                    .unwrap_or_else(|| "failed".into());
-                return Ok(FleetReply::ActionFailed { reason });
-            }
+            State::Failed if !failure_reported => return Ok(action_failed(&view)),
             _ => {}
         }
         if view.state == State::Stopped || mine.state == State::Stopped {
             return Ok(stopped(&view));
         }
         call(|| fleet.changed(&spec.id)).await?;
+    }
+}
+
+fn action_failed(view: &OrderView) -> FleetReply {
+    let reason = view
+        .errors
+        .last()
+        .cloned()
+        .unwrap_or_else(|| "failed".into());
+    FleetReply::ActionFailed { reason }
+}
+
+/// Appends an action; a sealed order's refusal is the block's failure (`Some`).
+async fn append(
+    fleet: &Arc<dyn Fleet>,
+    spec: &OrderSpec,
+    action: ActionSpec,
+    complete: bool,
+) -> Result<Option<FleetReply>, FleetError> {
+    match call(|| fleet.add_action(&spec.id, action.clone(), complete)).await {
+        Ok(()) => Ok(None),
+        Err(FleetError::Refused { code, msg }) if code == super::CODE_ORDER_COMPLETE => {
+            Ok(Some(FleetReply::Failed {
+                reason: format!("order complete: {msg}"),
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn send(
+    fleet: &Arc<dyn Fleet>,
+    spec: &OrderSpec,
+    action: ActionSpec,
+    complete: bool,
+) -> Result<FleetReply, FleetError> {
+    let view = order_or_reopen(fleet, spec).await?;
+    let block_id = action.block_id.clone();
+    if !view.blocks.iter().any(|b| b.block_id == block_id) {
+        if let Some(refused) = append(fleet, spec, action, complete).await? {
+            return Ok(refused);
+        }
+    }
+    Ok(FleetReply::Sent { block_id })
+}
+
+/// A load-and-unload order of its own: opened, both actions appended (the unload seals it),
+/// then, when asked to, waited for.
+async fn combined(
+    fleet: &Arc<dyn Fleet>,
+    spec: &OrderSpec,
+    actions: [ActionSpec; 2],
+    wait: bool,
+    failure_reported: bool,
+) -> Result<FleetReply, FleetError> {
+    let view = order_or_reopen(fleet, spec).await?;
+    for (i, action) in actions.into_iter().enumerate() {
+        if !view.blocks.iter().any(|b| b.block_id == action.block_id) {
+            if let Some(refused) = append(fleet, spec, action, i == 1).await? {
+                return Ok(refused);
+            }
+        }
+    }
+    if !wait {
+        return Ok(FleetReply::Sent {
+            block_id: spec.id.clone(),
+        });
+    }
+    loop {
+        let view = order_or_reopen(fleet, spec).await?;
+        match view.state {
+            State::Finished | State::ManualFinished => {
+                return Ok(FleetReply::OrderDone {
+                    vehicle: view.vehicle.clone().unwrap_or_default(),
+                    container_name: view
+                        .blocks
+                        .iter()
+                        .map(|b| b.container_name.clone())
+                        .find(|c| !c.is_empty())
+                        .unwrap_or_default(),
+                })
+            }
+            State::Stopped => return Ok(stopped(&view)),
+            State::Failed if !failure_reported => return Ok(action_failed(&view)),
+            _ => call(|| fleet.changed(&spec.id)).await?,
+        }
     }
 }
 

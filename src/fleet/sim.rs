@@ -347,6 +347,11 @@ impl Fleet for SimFleet {
         self.call(move |sim, now| sim.settle_failed(&vehicle, State::ManualFinished, now))
     }
 
+    fn set_output(&self, vehicle: &str, id: i64, status: bool) -> FleetFuture<()> {
+        let vehicle = vehicle.to_string();
+        self.call(move |sim, _| sim.set_do(&vehicle, id, status))
+    }
+
     fn changed(&self, id: &str) -> FleetFuture<()> {
         let inner = Arc::clone(&self.inner);
         let id = id.to_string();

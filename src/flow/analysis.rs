@@ -135,10 +135,11 @@ pub(super) fn check(blocks: &[Block], diags: &mut Diags) {
             "WhileBp" => while_can_end(&tree, &setters, i, diags),
             "BreakBp" => break_in_loop(&tree, i, diags),
             "BatchSettingSiteBp" => batch_targets(block, diags),
-            "CAgvOperationBp" => {
+            "CAgvOperationBp" | "CAgvSendOperationBp" => {
                 inside_order(&tree, i, diags);
                 operation_known(block, diags);
             }
+            "CAgvMonitorOperationBp" => inside_order(&tree, i, diags),
             _ => {}
         }
     }
@@ -286,13 +287,17 @@ fn batch_targets(block: &Block, diags: &mut Diags) {
     }
 }
 
-/// `CAgvOperationBp` appends to the order of an enclosing `CSelectAgvBp`; outside one there is
-/// no order (RDS sends `id: null` and fails at run time; spec §3.8 **Engine:** reject).
+/// `CAgvOperationBp` (and the send and monitor variants) act on the order of an enclosing
+/// `CSelectAgvBp`; outside one there is no order (RDS sends `id: null` and fails at run time;
+/// spec §3.8 **Engine:** reject).
 fn inside_order(tree: &Tree<'_>, b: BlockIdx, diags: &mut Diags) {
     if tree.ancestors(b).any(|a| tree.kind(a) == "CSelectAgvBp") {
         return;
     }
-    let msg = "CAgvOperationBp must be inside a CSelectAgvBp (it appends to that order)".into();
+    let msg = format!(
+        "{} must be inside a CSelectAgvBp (it acts on that order)",
+        tree.kind(b)
+    );
     diags.error(Some(&tree.blocks[b as usize]), None, msg);
 }
 

@@ -60,16 +60,23 @@ impl FleetWaits {
 
 /// A target that is a disabled site ends the block with an error (spec §3.8).
 async fn disabled_target(store: &Store, op: &FleetOp) -> Option<FleetReply> {
-    let FleetOp::Action { action, .. } = op else {
-        return None;
+    let targets: Vec<String> = match op {
+        FleetOp::Action { action, .. } | FleetOp::Send { action, .. } => {
+            vec![action.location.clone()]
+        }
+        FleetOp::Combined { from, to, .. } => vec![from.location.clone(), to.location.clone()],
+        _ => return None,
     };
-    let id = action.location.clone();
-    match store.read(move |rx| rx.site_get(&id)).await {
-        Ok(Some(site)) if site.disabled => Some(FleetReply::EndError {
-            reason: format!("target site {} is disabled", site.site_id),
-        }),
-        _ => None,
+    for id in targets {
+        if let Ok(Some(site)) = store.read(move |rx| rx.site_get(&id)).await {
+            if site.disabled {
+                return Some(FleetReply::EndError {
+                    reason: format!("target site {} is disabled", site.site_id),
+                });
+            }
+        }
     }
+    None
 }
 
 impl Driver {

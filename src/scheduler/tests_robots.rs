@@ -281,3 +281,62 @@ async fn robot_status_blocks_read_the_fleet() {
         Some(r#"{"batteryLevel":null}"#)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn send_monitor_combined_and_io_blocks_run_on_the_simulator() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let t0 = tokio::time::Instant::now();
+    let id = r
+        .run(json!([
+            select(json!([
+                b(
+                    2,
+                    "CAgvSendOperationBp",
+                    json!({"targetSiteLabel": simple("B-01")})
+                ),
+                b(3, "PrintBp", json!({"message": simple("sent")})),
+                b(
+                    4,
+                    "CAgvMonitorOperationBp",
+                    json!({"blockId": expr("blocks.b2.blockId")})
+                ),
+            ])),
+            b(
+                5,
+                "CombinedOrderBp",
+                json!({"fromLoc": simple("A-03"), "toLoc": simple("A-04"),
+                "vehicle": simple("sim-03")})
+            ),
+            b(
+                6,
+                "SetDOBp",
+                json!({"agvId": simple("sim-01"), "id": simple("2"),
+                "status": simple("true")})
+            ),
+            b(
+                7,
+                "ReadDIWaitBp",
+                json!({"agvId": simple("sim-01"), "id": simple("1"),
+                "status": simple("false")})
+            ),
+        ]))
+        .await;
+    let rec = r.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    // 10 m to B-01; then sim-03 loads at A-03 (2 s) and drives 4 m to unload at A-04 (2 s);
+    // then one 1 s pause before the DI read.
+    assert_eq!(t0.elapsed(), Duration::from_secs(10 + 2 + 4 + 2 + 1));
+    let b2 = r.block(&id, "b2").await;
+    assert_eq!(b2.outputs, Some(format!(r#"{{"blockId":"a-{id}-3"}}"#)));
+    assert_eq!(
+        r.block(&id, "b5").await.outputs.as_deref(),
+        Some(r#"{"agvId":"sim-03","containerName":""}"#)
+    );
+    let robots = r.sim.robots().await.unwrap();
+    assert!(
+        robots[0].do_.iter().any(|io| io.id == 2 && io.status),
+        "{:?}",
+        robots[0].do_
+    );
+    assert_eq!(robots[2].station, "A-04");
+}
