@@ -79,20 +79,67 @@ async fn disabled_target(store: &Store, op: &FleetOp) -> Option<FleetReply> {
     None
 }
 
+/// The `robot` event of an answer that moved a robot's work on (selected, action done or
+/// failed, combined order done, order stopped), with the robot's state then; `None` for the
+/// others.
+async fn robot_event(
+    fleet: &Arc<dyn Fleet>,
+    run: &str,
+    reply: &FleetReply,
+) -> Option<serde_json::Value> {
+    let (what, vehicle, reason) = match reply {
+        FleetReply::Selected { vehicle } => ("selected", vehicle.clone(), None),
+        FleetReply::ActionDone { vehicle, .. } => ("actionDone", vehicle.clone(), None),
+        FleetReply::OrderDone { vehicle, .. } => ("orderDone", vehicle.clone(), None),
+        FleetReply::ActionFailed { reason } => ("actionFailed", String::new(), Some(reason)),
+        FleetReply::Stopped { reason } => ("orderStopped", String::new(), Some(reason)),
+        _ => return None,
+    };
+    let robots = fleet.robots().await.unwrap_or_default();
+    let robot = robots.iter().find(|r| r.id == vehicle);
+    let mut event = serde_json::json!({"taskId": run, "event": what, "vehicle": vehicle});
+    if let Some(reason) = reason {
+        event["reason"] = serde_json::json!(reason);
+    }
+    if let Some(r) = robot {
+        event["station"] = serde_json::json!(r.station);
+        event["batteryLevel"] = serde_json::json!(r.battery_level);
+        event["order"] = serde_json::json!(r.order);
+    }
+    Some(event)
+}
+
 impl Driver {
     /// Starts the fleet wait `token` of `fiber` of run `id` (its step is committed).
     pub(super) fn start_fleet_op(&mut self, id: &str, fiber: u32, token: u64, op: FleetOp) {
         let (tx, rx) = oneshot::channel::<()>();
         self.fleet_waits.cancel.insert((id.to_string(), token), tx);
         let fleet: Arc<dyn Fleet> = self.shared.fleet.clone();
+        let shared = self.shared.clone();
         let store = self.shared.store.clone();
         let run = id.to_string();
         self.fleet_waits.futures.push(Box::pin(async move {
             let work = async {
-                match disabled_target(&store, &op).await {
+                let reply = match disabled_target(&store, &op).await {
                     Some(reply) => reply,
-                    None => execute(fleet, op).await,
+                    None => execute(fleet.clone(), op).await,
+                };
+                // Robot progress on /api/events and webhooks (after the fact; the run's own
+                // records carry the outcome).
+                if let Some(event) = robot_event(&fleet, &run, &reply).await {
+                    let (r, text) = (run.clone(), event.to_string());
+                    let now = shared.clock.now_ms();
+                    let written = store
+                        .write(move |tx| tx.outbox_append("robot", Some(&r), &text, now))
+                        .await;
+                    match written {
+                        Ok(e) => {
+                            let _ = shared.outbox.send(Arc::new(e));
+                        }
+                        Err(e) => log::error!("run {run}: robot event not written: {e}"),
+                    }
                 }
+                reply
             };
             let reply = tokio::select! {
                 reply = work => Some(reply),

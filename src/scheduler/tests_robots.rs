@@ -113,6 +113,7 @@ fn operate(id: i64, target: &str, script: Option<&str>) -> Value {
 #[tokio::test(start_paused = true)]
 async fn an_order_moves_its_robot_and_finishes() {
     let r = start(tempfile::tempdir().unwrap()).await;
+    let mut live = r.sched.subscribe_outbox();
     let t0 = tokio::time::Instant::now();
     let id = r
         .run(json!([select(json!([
@@ -122,6 +123,26 @@ async fn an_order_moves_its_robot_and_finishes() {
         .await;
     let rec = r.sched.wait_terminal(&id).await.unwrap();
     assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    // Robot progress is on the event outbox (/api/events, webhooks).
+    let mut robot = Vec::new();
+    while let Ok(ev) = live.try_recv() {
+        if ev.kind == "robot" {
+            let v: Value = serde_json::from_str(&ev.payload).unwrap();
+            robot.push((
+                v["event"].clone(),
+                v["vehicle"].clone(),
+                v["station"].clone(),
+            ));
+        }
+    }
+    assert_eq!(
+        robot,
+        [
+            (json!("selected"), json!("sim-01"), json!("A-01")),
+            (json!("actionDone"), json!("sim-01"), json!("B-01")),
+            (json!("actionDone"), json!("sim-01"), json!("B-02")),
+        ]
+    );
     // sim-01 starts at A-01 (0,0): 10 m to B-01 plus the fork operation (2 s), 4 m to B-02.
     assert_eq!(t0.elapsed(), Duration::from_secs(10 + 2 + 4));
     let b1 = r.block(&id, "b1").await;
