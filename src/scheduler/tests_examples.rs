@@ -1,6 +1,7 @@
-//! The examples of `../shared/docs/wind-task-examples` that use site and robot blocks, run
-//! through the scheduler against the simulated fleet and the demo sites on tokio's paused
-//! clock, checked against what their README says.
+//! The examples of `../shared/docs/wind-task-examples` that use site and robot blocks, and the
+//! corpus definitions that use only robot, site and core blocks, run through the scheduler
+//! against the simulated fleet and the demo sites on tokio's paused clock, checked against
+//! what their README says (examples) or run to their end (corpus).
 
 use super::tests::{env, Env};
 use super::*;
@@ -145,4 +146,81 @@ async fn example_05_visits_three_stops_in_one_order() {
         logs.iter().any(|l| l.contains("visited 3 stops")),
         "{logs:?}"
     );
+}
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/defs/");
+
+/// Every corpus definition that uses only robot, site and core blocks runs to its end on the
+/// simulator and the demo sites (plus the sites it names), with the inputs its template
+/// expects. Locations the demo map does not know (S1, R1, LM165) are placed by name.
+/// `asam-rds-robot-task` asks for robot group `T1`, which the simulator's robots are not in:
+/// it waits for a robot, as it would on a core without such robots (not run here).
+#[tokio::test(start_paused = true)]
+async fn corpus_robot_and_site_definitions_run_to_their_end() {
+    let e = env(Config::default()).await;
+    e.demo_sites().await;
+    let mut pg = Site::new("PG-01", "PICK-GROUP");
+    pg.filled = true;
+    let odd = Site::new("50-10-03B-01-1", "");
+    crate::server::put_sites(&e.sched, vec![], "none")
+        .await
+        .unwrap();
+    let now = e.sched.now_ms();
+    e.sched
+        .store()
+        .write(move |tx| {
+            let by = crate::store::SiteActor {
+                who: "test",
+                why: "sites the corpus names",
+            };
+            tx.site_put(&pg, by, now)?;
+            tx.site_put(&odd, by, now).map(|_| ())
+        })
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "nowystyl-doc-8_1-prosty-przejazd-do-wskazanego-miejsca.json",
+            serde_json::json!({"targetSite": "LM2", "keyRoute": "LM1"}),
+        ),
+        (
+            "nowystyl-doc-8_3-iteracja-po-liscie-punktow.json",
+            serde_json::json!({"keyRoute": "LM1"}),
+        ),
+        (
+            "nowystyl-doc-8_4-if-else-z-fallback-brak-miejsca-bufor.json",
+            serde_json::json!({"keyRoute": "LM1"}),
+        ),
+        (
+            "nowystyl-doc-8_7-repeatnum-retry-operacji-n-razy.json",
+            serde_json::json!({"keyRoute": "LM1"}),
+        ),
+        (
+            "nowystyl-doc-8_9-iteratelist-z-taskstate-w-kazdym-kroku.json",
+            serde_json::json!({"keyRoute": "LM1"}),
+        ),
+        ("nowystyl-doc-api-demo-task.json", serde_json::json!({})),
+        ("nowystyl-goto-lm165.json", serde_json::json!({})),
+        (
+            "seer-doc-taskstopped-event-test.json",
+            serde_json::json!({}),
+        ),
+        (
+            "dispatch-service-seed-default.json",
+            serde_json::json!({"sitePath": "[]"}),
+        ),
+    ];
+    for (file, inputs) in cases {
+        let text = std::fs::read_to_string(format!("{CORPUS}{file}")).unwrap();
+        let raw = load::load_text(&text, file).remove(0).unwrap();
+        let (saved, _) = e.sched.save_definition(raw).await.unwrap();
+        let req = SubmitRequest {
+            def_id: Some(saved.id),
+            inputs: inputs.as_object().cloned().unwrap_or_default(),
+            ..SubmitRequest::default()
+        };
+        let id = e.sched.submit(req).await.unwrap().id;
+        let rec = e.sched.wait_terminal(&id).await.unwrap();
+        assert_eq!(rec.status, TaskStatus::Finished, "{file}: {rec:?}");
+    }
 }
