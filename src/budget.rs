@@ -296,6 +296,14 @@ fn api_items() -> Vec<Item> {
     let event = size_of::<crate::store::OutboxEvent>() + OUTBOX_EVENT_BYTES_MAX;
     vec![
         item(
+            "fleet http answers",
+            crate::api::client::HTTP_CLIENT_CONCURRENT_MAX,
+            "answers",
+            crate::api::client::HTTP_CLIENT_BODY_BYTES_MAX,
+            "the RDSCore adapter's client reads at most HTTP_CLIENT_CONCURRENT_MAX answers of \
+             HTTP_CLIENT_BODY_BYTES_MAX at once (none with the simulated fleet)",
+        ),
+        item(
             "http request bodies",
             HTTP_CONNECTIONS_MAX,
             "bodies",

@@ -54,8 +54,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     // Scheduler, accept loop and the like, plus one task per allowed connection.
     let tasks =
         Tasks::with_capacity(crate::limits::TASKS_TRACKED_MAX + config.http.connections_max);
-    let sim = Arc::new(SimFleet::new(config.fleet.sim_config()?));
-    let fleet: Arc<dyn crate::fleet::Fleet> = sim.clone();
+    let (fleet, sim) = build_fleet(&config.fleet)?;
     let sched = Scheduler::start_with_fleet(store.clone(), config.scheduler.clone(), fleet, &tasks)
         .await
         .map_err(|e| e.to_string())?;
@@ -75,7 +74,7 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
     let hook_stats = api::webhooks::WebhookStats::new(&config.webhooks);
-    let app = App::new(sched.clone(), api_config, hook_stats.clone(), Some(sim));
+    let app = App::new(sched.clone(), api_config, hook_stats.clone(), sim);
     if !config.webhooks.is_empty() {
         // Subscribed before the cursors are read, so no committed event goes unnoticed.
         let outbox = sched.subscribe_outbox();
@@ -119,6 +118,29 @@ impl Running {
             log::error!("shutdown grace period ({SHUTDOWN_GRACE_MS} ms) ran out; exiting anyway");
         }
         self.store.close();
+    }
+}
+
+/// A fleet for the scheduler, and the simulator when it is the fleet.
+pub type BuiltFleet = (Arc<dyn crate::fleet::Fleet>, Option<Arc<SimFleet>>);
+
+/// The fleet `[fleet]` names, and the simulator when it is one (its failure injection is then
+/// reachable through the API). Called inside the runtime: the simulator's clock is tokio's.
+pub fn build_fleet(config: &crate::config::FleetConfig) -> Result<BuiltFleet, String> {
+    match config.kind {
+        crate::config::FleetKind::Sim => {
+            let sim = Arc::new(SimFleet::new(config.sim_config()?));
+            Ok((sim.clone(), Some(sim)))
+        }
+        crate::config::FleetKind::RdsCore => {
+            let core = crate::fleet::rdscore::RdsCoreFleet::new(config.rdscore_config()?)
+                .map_err(|e| format!("fleet.url: {e}"))?;
+            log::info!(
+                "robot blocks drive RDSCore at {}",
+                config.url.as_deref().unwrap_or("")
+            );
+            Ok((Arc::new(core), None))
+        }
     }
 }
 

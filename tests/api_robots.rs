@@ -5,8 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-use support::{config, definition, Server};
+use support::{config, definition, until, Server};
 
 /// One order on sim-01 (it starts at A-01) with one action at A-01: no travel, so the test
 /// does not wait for the robot.
@@ -31,14 +30,6 @@ fn block_status(s: &Server, task: &str, block: &str) -> Option<i64> {
         .iter()
         .find(|b| b["name"] == block)
         .and_then(|b| b["status"].as_i64())
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

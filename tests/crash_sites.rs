@@ -7,44 +7,16 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use support::{json_at, take_site_def};
+use std::process::Child;
+use support::{json_at, spawn_listening, take_site_def, until};
 
 /// Starts `vwed serve` on a kernel-chosen loopback port; the address it logged.
 fn serve(dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vwed"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .env("VWED_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before listening")
-            .unwrap();
-        if let Some((_, rest)) = line.split_once("listening on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let data = dir.to_str().unwrap();
+    let args = ["serve", "--listen", "127.0.0.1:0", "--data", data];
+    spawn_listening(&args, "listening on http://")
 }
 
 fn waiters(addr: SocketAddr) -> Vec<(i64, String)> {

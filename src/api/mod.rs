@@ -3,6 +3,7 @@
 //! body cap, bearer-token auth for mutations, and graceful shutdown.
 
 mod cache;
+pub mod client;
 mod defs;
 mod defs_io;
 mod error;
@@ -13,6 +14,7 @@ mod rds_query;
 mod rds_sites;
 mod robots;
 mod router;
+pub mod sim_core;
 mod sites;
 mod system;
 mod tasks;

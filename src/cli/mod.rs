@@ -8,6 +8,7 @@ mod limits;
 mod run;
 mod runtime;
 mod serve;
+mod sim_core;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,7 @@ usage:
   vwed bench [--tasks N] [--concurrency C] [--delay-ms D] [--data DIR] [--json]
                                          push N small flows through the scheduler and SQLite
   vwed limits [--json]                   print the memory budget: every bound and its total
+  vwed sim-core --listen ADDR [--config FILE]   serve the simulated fleet over the RDSCore HTTP API
   vwed --version
 ";
 
@@ -45,6 +47,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
         "bench" => bench::main(rest),
         "serve" => serve::main(rest),
         "limits" => limits::main(rest),
+        "sim-core" => sim_core::main(rest),
         "--version" | "-V" | "version" => {
             println!("vwed {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

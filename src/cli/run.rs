@@ -107,13 +107,6 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let sim = match config.fleet.sim_config() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("vwed run: {e}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
     let sites = match read_sites(opts.sites.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -124,7 +117,7 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     let rt = runtime::build().map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
     let setup = Setup {
         scheduler: config.scheduler,
-        sim,
+        fleet: config.fleet,
         sites,
     };
     let result = rt.block_on(run(defs, chosen, opts.inputs, setup));
@@ -218,7 +211,7 @@ struct Report {
 /// What the temporary appliance of `vwed run` starts with.
 struct Setup {
     scheduler: Config,
-    sim: crate::fleet::sim::SimConfig,
+    fleet: crate::config::FleetConfig,
     sites: Vec<Site>,
 }
 
@@ -231,8 +224,7 @@ async fn run(
     let dir = tempfile::tempdir().map_err(|e| format!("temporary store: {e}"))?;
     let store = runtime::open_store(dir.path(), false)?;
     let tasks = Tasks::new();
-    // Created inside the runtime: the simulator's clock is tokio's.
-    let fleet = std::sync::Arc::new(crate::fleet::sim::SimFleet::new(setup.sim));
+    let (fleet, _) = crate::server::build_fleet(&setup.fleet)?;
     let sched = Scheduler::start_with_fleet(store.clone(), setup.scheduler, fleet, &tasks)
         .await
         .map_err(|e| e.to_string())?;

@@ -1,7 +1,7 @@
-//! `[fleet]`: which fleet robot blocks drive and, for the simulator, its robots, speed,
-//! operation time, map file and strictness. `VWED_FLEET` overrides `kind`. Only the simulator
-//! runs in this version: `kind = "rdscore"` (or `VWED_FLEET_URL`) is refused with a message
-//! saying so, rather than accepted and ignored.
+//! `[fleet]`: which fleet robot blocks drive — `kind = "sim"` (the built-in simulator: robots,
+//! speed, operation time, map file, strictness) or `kind = "rdscore"` (Seer's RDSCore at `url`,
+//! polled every `poll_ms`, each request bounded by `connect_timeout_ms`/`timeout_ms`).
+//! `VWED_FLEET` and `VWED_FLEET_URL` override `kind` and `url`.
 
 use super::{full_key, ConfigError, FileValues};
 use crate::fleet::sim::{Map, SimConfig, SIM_ROBOTS_MAX};
@@ -9,6 +9,10 @@ use std::path::PathBuf;
 
 pub(super) const FLEET_KEYS: &[&str] = &[
     "kind",
+    "url",
+    "poll_ms",
+    "connect_timeout_ms",
+    "timeout_ms",
     "robots",
     "speed_m_per_s",
     "operation_ms",
@@ -16,9 +20,30 @@ pub(super) const FLEET_KEYS: &[&str] = &[
     "strict",
 ];
 
+/// Which fleet robot blocks drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetKind {
+    /// The built-in simulated fleet.
+    Sim,
+    /// Seer's RDSCore dispatcher over HTTP.
+    RdsCore,
+}
+
+/// Shortest RDSCore poll interval (`fleet.poll_ms`): the rate a waiting robot block may look
+/// at its order.
+pub const FLEET_POLL_MS_MIN: u64 = 100;
+
 /// The fleet settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetConfig {
+    pub kind: FleetKind,
+    /// RDSCore's base URL (`http://host:port`), required with `kind = "rdscore"`.
+    pub url: Option<String>,
+    /// How often a waiting robot block reads its order from RDSCore.
+    pub poll_ms: u64,
+    /// Time to connect to RDSCore, and for a whole request.
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
     /// Robots of the simulator, 1..=`SIM_ROBOTS_MAX`.
     pub robots: usize,
     pub speed_m_per_s: f64,
@@ -32,7 +57,13 @@ pub struct FleetConfig {
 impl Default for FleetConfig {
     fn default() -> Self {
         let sim = SimConfig::default();
+        let core = crate::fleet::rdscore::RdsCoreConfig::default();
         FleetConfig {
+            kind: FleetKind::Sim,
+            url: None,
+            poll_ms: core.poll_ms,
+            connect_timeout_ms: core.limits.connect_timeout_ms,
+            timeout_ms: core.limits.total_timeout_ms,
             robots: sim.robots,
             speed_m_per_s: sim.speed_m_per_s,
             operation_ms: sim.operation_ms,
@@ -43,6 +74,22 @@ impl Default for FleetConfig {
 }
 
 impl FleetConfig {
+    /// The RDSCore adapter's settings (`url` must be set).
+    pub fn rdscore_config(&self) -> Result<crate::fleet::rdscore::RdsCoreConfig, String> {
+        let url = self
+            .url
+            .clone()
+            .ok_or("fleet.url: kind = \"rdscore\" needs the core's URL (or VWED_FLEET_URL)")?;
+        let mut core = crate::fleet::rdscore::RdsCoreConfig {
+            url,
+            poll_ms: self.poll_ms,
+            ..Default::default()
+        };
+        core.limits.connect_timeout_ms = self.connect_timeout_ms;
+        core.limits.total_timeout_ms = self.timeout_ms;
+        Ok(core)
+    }
+
     /// The simulator's settings, with the map file read and checked; the error names the file.
     pub fn sim_config(&self) -> Result<SimConfig, String> {
         let map = match &self.map {
@@ -66,16 +113,22 @@ impl FleetConfig {
     }
 }
 
-/// Checks a fleet kind: only `sim` runs in this version.
-pub(super) fn check_kind(kind: &str) -> Result<(), String> {
+/// A fleet kind by name.
+pub(super) fn parse_kind(kind: &str) -> Result<FleetKind, String> {
     match kind {
-        "sim" => Ok(()),
-        "rdscore" => Err(
-            "the rdscore fleet adapter is not available in this version; \
-             only \"sim\" (the built-in simulated fleet) runs"
-                .into(),
-        ),
-        other => Err(format!("unknown fleet kind \"{other}\" (sim)")),
+        "sim" => Ok(FleetKind::Sim),
+        "rdscore" => Ok(FleetKind::RdsCore),
+        other => Err(format!("unknown fleet kind \"{other}\" (sim, rdscore)")),
+    }
+}
+
+/// A core URL: `http://host:port[/prefix]` (the adapter speaks plain HTTP).
+pub(super) fn check_url(url: &str) -> Result<(), String> {
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!(
+            "{url:?} is not an http:// URL such as \"http://127.0.0.1:8088\""
+        )),
     }
 }
 
@@ -87,7 +140,20 @@ impl FileValues<'_> {
     ) -> Result<(), ConfigError> {
         let p = "fleet";
         if let Some(kind) = self.string(t, "kind")? {
-            check_kind(&kind).map_err(|m| self.invalid(&full_key(p, "kind"), m))?;
+            f.kind = parse_kind(&kind).map_err(|m| self.invalid(&full_key(p, "kind"), m))?;
+        }
+        if let Some(url) = self.string(t, "url")? {
+            check_url(&url).map_err(|m| self.invalid(&full_key(p, "url"), m))?;
+            f.url = Some(url);
+        }
+        if let Some(v) = self.int(t, p, "poll_ms", FLEET_POLL_MS_MIN as i64, 60_000)? {
+            f.poll_ms = v;
+        }
+        if let Some(v) = self.int(t, p, "connect_timeout_ms", 1, 600_000)? {
+            f.connect_timeout_ms = v;
+        }
+        if let Some(v) = self.int(t, p, "timeout_ms", 1, 600_000)? {
+            f.timeout_ms = v;
         }
         if let Some(v) = self.int(t, p, "robots", 1, SIM_ROBOTS_MAX as i64)? {
             f.robots = v;

@@ -393,11 +393,15 @@ fn apply_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
         config.log = Some(log.trim().to_string());
     }
     if let Some(kind) = env("VWED_FLEET") {
-        fleet::check_kind(kind.trim()).map_err(|m| invalid("VWED_FLEET", m))?;
+        config.fleet.kind = fleet::parse_kind(kind.trim()).map_err(|m| invalid("VWED_FLEET", m))?;
     }
-    if env("VWED_FLEET_URL").is_some() {
-        let m = fleet::check_kind("rdscore").unwrap_err();
-        return Err(invalid("VWED_FLEET_URL", m));
+    if let Some(url) = env("VWED_FLEET_URL") {
+        fleet::check_url(url.trim()).map_err(|m| invalid("VWED_FLEET_URL", m))?;
+        config.fleet.url = Some(url.trim().to_string());
+    }
+    if config.fleet.kind == FleetKind::RdsCore && config.fleet.url.is_none() {
+        let m = "kind = \"rdscore\" needs the core's URL (fleet.url or VWED_FLEET_URL)";
+        return Err(invalid("fleet.url", m.into()));
     }
     Ok(())
 }
@@ -659,4 +663,4 @@ mod fleet;
 #[cfg(test)]
 mod tests;
 
-pub use fleet::FleetConfig;
+pub use fleet::{FleetConfig, FleetKind};

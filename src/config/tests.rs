@@ -463,9 +463,11 @@ fn fleet_settings_are_read_and_checked() {
     let bad = [
         (
             "[fleet]\nkind = \"rdscore\"\n",
-            "fleet.kind",
-            "not available",
+            "fleet.url",
+            "needs the core's URL",
         ),
+        ("[fleet]\nurl = \"https://core\"\n", "fleet.url", "http://"),
+        ("[fleet]\npoll_ms = 5\n", "fleet.poll_ms", "outside 100..="),
         (
             "[fleet]\nkind = \"vda\"\n",
             "fleet.kind",
@@ -497,13 +499,35 @@ fn fleet_settings_are_read_and_checked() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("VWED_FLEET") && e.contains("not available"),
+        e.contains("fleet.url") && e.contains("VWED_FLEET_URL"),
         "{e}"
     );
-    let e = load(None, &env(&[("VWED_FLEET_URL", "http://127.0.0.1:8088")]))
+    let e = load(None, &env(&[("VWED_FLEET_URL", "ftp://core")]))
         .unwrap_err()
         .to_string();
     assert!(e.contains("VWED_FLEET_URL"), "{e}");
+    let core = [
+        ("VWED_FLEET", "rdscore"),
+        ("VWED_FLEET_URL", "http://127.0.0.1:8088"),
+    ];
+    let c = load(None, &env(&core)).unwrap();
+    assert_eq!(c.fleet.kind, FleetKind::RdsCore);
+    let rds = c.fleet.rdscore_config().unwrap();
+    assert_eq!(
+        (rds.url.as_str(), rds.poll_ms),
+        ("http://127.0.0.1:8088", 500)
+    );
+    let (c, _) = load_text(
+        "[fleet]\nkind = \"rdscore\"\nurl = \"http://10.0.0.5:8088\"\npoll_ms = 250\n\
+         connect_timeout_ms = 700\ntimeout_ms = 3000\n",
+        &[],
+    );
+    let rds = c.unwrap().fleet.rdscore_config().unwrap();
+    assert_eq!(rds.poll_ms, 250);
+    assert_eq!(
+        (rds.limits.connect_timeout_ms, rds.limits.total_timeout_ms),
+        (700, 3000)
+    );
     assert!(load(None, &env(&[("VWED_FLEET", "sim")])).is_ok());
 }
 

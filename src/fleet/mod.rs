@@ -10,6 +10,7 @@
 //! at a bounded rate).
 
 pub mod ops;
+pub mod rdscore;
 pub mod sim;
 
 use serde::{Deserialize, Serialize};

@@ -361,3 +361,52 @@ async fn send_monitor_combined_and_io_blocks_run_on_the_simulator() {
     );
     assert_eq!(robots[2].station, "A-04");
 }
+
+/// A core that stays unreachable: the robot block's fleet call is tried again
+/// `FLEET_RETRIES_MAX` times with doubling pauses (1+2+4+8+16 s), then the block fails with
+/// the error named; it does not retry forever.
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_core_fails_the_block_after_bounded_retries() {
+    use crate::fleet::rdscore::{RdsCoreConfig, RdsCoreFleet};
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let core = RdsCoreFleet::new(RdsCoreConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        ..RdsCoreConfig::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = Tasks::new();
+    let sched =
+        Scheduler::start_with_fleet(open_store(&dir), Config::default(), Arc::new(core), &tasks)
+            .await
+            .unwrap();
+    let def = json!({"id": "d", "label": "d", "detail": {"inputParams": [], "outputParams": [],
+        "rootBlock": {"id": -1, "name": "-1", "blockType": "RootBp", "inputParams": {},
+        "children": {"default": [select(json!([operate(2, "B-01", None)]))]}}}});
+    let raw = load::load_value(def, "d").remove(0).unwrap();
+    sched.save_definition(raw).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    let req = SubmitRequest {
+        def_id: Some("d".into()),
+        ..SubmitRequest::default()
+    };
+    let id = sched.submit(req).await.unwrap().id;
+    let rec = sched
+        .wait_for(&id, |s| s == TaskStatus::Interrupted)
+        .await
+        .unwrap();
+    let reason = rec.ended_reason.unwrap_or_default();
+    assert!(
+        reason.contains("unreachable") && reason.contains("setOrder"),
+        "{reason}"
+    );
+    let pauses: u64 = (0..crate::limits::FLEET_RETRIES_MAX)
+        .map(|i| crate::limits::FLEET_RETRY_MS << i)
+        .sum();
+    assert_eq!(t0.elapsed(), Duration::from_millis(pauses));
+    sched.shutdown().await;
+    tasks.join_all().await;
+}

@@ -191,3 +191,36 @@ pub fn json_at(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) 
         serde_json::from_str(&out).unwrap_or(Value::String(out)),
     )
 }
+
+/// Waits (real time, at most 30 s) until `f` holds; the failure names `what`.
+pub fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the vwed binary with `args` and waits for the stderr line containing `marker`
+/// followed by the address it listens on (`… listening on http://ADDR`); the child and the
+/// address. Its stderr keeps being drained so it never blocks on a full pipe.
+pub fn spawn_listening(args: &[&str], marker: &str) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vwed"))
+        .args(args)
+        .env("VWED_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("exited before listening").unwrap();
+        if let Some((_, rest)) = line.split_once(marker) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}

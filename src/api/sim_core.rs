@@ -1,0 +1,836 @@
+//! `vwed sim-core`: the simulated fleet served over Seer RDSCore's HTTP order API
+//! (wind-task-format §6), so an RDSCore adapter can be tested against a real HTTP peer. The
+//! server is built like the main API: a connection permit before `accept`, one tracked task per
+//! connection, header and handler timeouts, the body cap and a graceful shutdown. Answers use
+//! RDSCore's `{code, msg}` shape; `/sim/...` adds vwed's failure injection.
+
+use super::http::{self, Body};
+use crate::fleet::sim::{SimFleet, SIM_ORDERS_MAX};
+use crate::fleet::State;
+use crate::fleet::{ActionSpec, ActionView, Fleet, FleetError, OrderSpec, OrderView, RobotView};
+use crate::limits::{HTTP_CONNECTIONS_MAX, HTTP_HANDLER_TIMEOUT_MS, HTTP_HEADER_TIMEOUT_MS};
+use crate::limits::{REQUEST_BODY_BYTES_MAX, SHUTDOWN_GRACE_MS};
+use crate::tasks::Tasks;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Map, Value};
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+/// RDSCore's code for `setOrder` with an id it has already (answered with HTTP 400).
+pub const CODE_ORDER_EXISTS: i64 = 40002;
+/// RDSCore's code for an action id the order has already ("block <id> already exist").
+pub const CODE_BLOCK_EXISTS: i64 = 50001;
+/// RDSCore's code for an order (or, here, a robot) it does not know.
+pub const CODE_NOT_FOUND: i64 = 50002;
+
+/// Connection permits plus the one the accept loop holds while it runs: shutdown is over when
+/// it can take them all.
+const PERMITS: usize = HTTP_CONNECTIONS_MAX + 1;
+const _: () = assert!(PERMITS <= u32::MAX as usize);
+/// Default and largest `size` of `GET /orders`.
+const PAGE_SIZE_DEFAULT: usize = 300;
+
+type Obj = Map<String, Value>;
+
+/// A running sim-core server; [`SimCore::shutdown`] stops it.
+pub struct SimCore {
+    /// The address it listens on (the real port when asked for port 0).
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    permits: Arc<Semaphore>,
+}
+
+/// What every request can reach.
+struct Core {
+    sim: Arc<SimFleet>,
+    /// Order ids sim-core has created, oldest first; at most [`SIM_ORDERS_MAX`] (the oldest is
+    /// forgotten: the sim keeps no more either). The sim has no list call, so `GET /orders`
+    /// and the block searches walk these.
+    seen: Mutex<VecDeque<String>>,
+    /// Serialises mutations, so a check (order exists, block exists) and the call it guards
+    /// are one step for other clients.
+    writes: tokio::sync::Mutex<()>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Binds `listen` and serves `sim` on it from tracked tasks on `tasks` (the accept loop and one
+/// per connection) until [`SimCore::shutdown`].
+pub async fn start(
+    listen: SocketAddr,
+    sim: Arc<SimFleet>,
+    tasks: &Tasks,
+) -> Result<SimCore, String> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let permits = Arc::new(Semaphore::new(PERMITS));
+    let held = Arc::clone(&permits)
+        .try_acquire_owned()
+        .map_err(|e| format!("sim-core permits: {e}"))?;
+    let (stop, stopping) = watch::channel(false);
+    let core = Arc::new(Core {
+        sim,
+        seen: Mutex::new(VecDeque::with_capacity(SIM_ORDERS_MAX)),
+        writes: tokio::sync::Mutex::new(()),
+        stop: stopping,
+    });
+    let run = accept_loop(listener, core, Arc::clone(&permits), tasks.clone());
+    let spawned = tasks.spawn("sim-core-accept", async move {
+        run.await;
+        drop(held);
+    });
+    spawned.map_err(|e| e.to_string())?;
+    Ok(SimCore {
+        addr,
+        stop,
+        permits,
+    })
+}
+
+impl SimCore {
+    /// Stops accepting, lets open connections finish their current request (graceful) and
+    /// waits for them, at most `SHUTDOWN_GRACE_MS`.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
+        let all = self.permits.acquire_many(PERMITS as u32);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            log::error!("sim-core: connections still open after SHUTDOWN_GRACE_MS; leaving them");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    core: Arc<Core>,
+    permits: Arc<Semaphore>,
+    tasks: Tasks,
+) {
+    let mut stop = core.stop.clone();
+    loop {
+        // The permit first: past HTTP_CONNECTIONS_MAX, clients wait in the listen backlog.
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = super::stopped(&mut stop) => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    log::warn!("sim-core: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = super::stopped(&mut stop) => return,
+        };
+        let conn_core = Arc::clone(&core);
+        let spawned = tasks.spawn("sim-core-connection", async move {
+            connection(stream, conn_core).await;
+            drop(permit);
+        });
+        if let Err(e) = spawned {
+            log::warn!("sim-core: connection dropped: {e}");
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, core: Arc<Core>) {
+    let mut stop = core.stop.clone();
+    let svc_core = Arc::clone(&core);
+    let service = service_fn(move |req| {
+        let core = Arc::clone(&svc_core);
+        async move { Ok::<_, Infallible>(handle(&core, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(HTTP_HEADER_TIMEOUT_MS))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                log::debug!("sim-core: connection ended: {e}");
+            }
+        }
+        _ = super::stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// One request: refused while stopping, bounded by `HTTP_HANDLER_TIMEOUT_MS`.
+async fn handle(core: &Core, req: Request<Incoming>) -> Response<Body> {
+    let reply = if *core.stop.borrow() {
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            503,
+            "sim-core is shutting down",
+        )
+    } else {
+        let limit = Duration::from_millis(HTTP_HANDLER_TIMEOUT_MS);
+        match tokio::time::timeout(limit, route(core, req)).await {
+            Ok(Ok(reply) | Err(reply)) => reply,
+            Err(_) => fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                503,
+                format!("over HTTP_HANDLER_TIMEOUT_MS ({HTTP_HANDLER_TIMEOUT_MS} ms)"),
+            ),
+        }
+    };
+    http::json(reply.status, &reply.body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers and request fields
+// ---------------------------------------------------------------------------------------------
+
+/// An answer: HTTP status and JSON body.
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+/// Handlers answer `Ok` on success and `Err` on failure, so `?` ends a handler early.
+type Answer = Result<Reply, Reply>;
+
+fn fail(status: StatusCode, code: i64, msg: impl Into<String>) -> Reply {
+    let msg: String = msg.into();
+    Reply {
+        status,
+        body: json!({"code": code, "msg": msg}),
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Reply {
+    fail(StatusCode::BAD_REQUEST, 400, msg)
+}
+
+fn ok() -> Answer {
+    Ok(data(json!({"code": 0, "msg": "ok"})))
+}
+
+fn data(body: Value) -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        body,
+    }
+}
+
+impl Reply {
+    /// The same answer with `msg` prefixed by where in the request it was (`blocks[2]`).
+    fn within(mut self, place: &str) -> Reply {
+        let msg = self.body["msg"].as_str().unwrap_or_default().to_string();
+        self.body["msg"] = json!(format!("{place}: {msg}"));
+        self
+    }
+}
+
+/// RDSCore's answer to a refused call: HTTP 200 with the fleet's code, so the client reads it
+/// (50003 order complete); an unknown order, action or robot is 50002.
+fn refused(e: FleetError) -> Reply {
+    match e {
+        FleetError::Refused { code, msg } => fail(StatusCode::OK, code, msg),
+        FleetError::NotFound(what) => {
+            fail(StatusCode::OK, CODE_NOT_FOUND, format!("{what} not found"))
+        }
+        FleetError::Unreachable(e) => fail(StatusCode::SERVICE_UNAVAILABLE, 503, e),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong(key: &str, want: &str, got: &Value) -> Reply {
+    bad(format!("field `{key}` must be {want}, got {}", kind(got)))
+}
+
+/// Field `key` read by `read`: absent or null is `None`, another type a 400 naming `want`.
+fn field<'a, T>(
+    o: &'a Obj,
+    key: &str,
+    want: &str,
+    read: impl Fn(&'a Value) -> Option<T>,
+) -> Result<Option<T>, Reply> {
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => read(v).map(Some).ok_or_else(|| wrong(key, want, v)),
+    }
+}
+
+fn opt_str(o: &Obj, key: &str) -> Result<Option<String>, Reply> {
+    field(o, key, "a string", |v| v.as_str().map(str::to_string))
+}
+
+/// A string field that must be present and not empty.
+fn required(o: &Obj, key: &str) -> Result<String, Reply> {
+    let value = opt_str(o, key)?.filter(|s| !s.is_empty());
+    value.ok_or_else(|| bad(format!("missing field `{key}`")))
+}
+
+fn opt_i64(o: &Obj, key: &str) -> Result<Option<i64>, Reply> {
+    field(o, key, "an integer", Value::as_i64)
+}
+
+fn opt_bool(o: &Obj, key: &str) -> Result<Option<bool>, Reply> {
+    field(o, key, "a boolean", Value::as_bool)
+}
+
+fn opt_array<'a>(o: &'a Obj, key: &str) -> Result<Option<&'a Vec<Value>>, Reply> {
+    field(o, key, "an array", Value::as_array)
+}
+
+fn opt_object<'a>(o: &'a Obj, key: &str) -> Result<Option<&'a Obj>, Reply> {
+    field(o, key, "an object", Value::as_object)
+}
+
+/// An array of non-empty strings, if present.
+fn opt_strings(o: &Obj, key: &str) -> Result<Option<Vec<String>>, Reply> {
+    let Some(list) = opt_array(o, key)? else {
+        return Ok(None);
+    };
+    let names = list
+        .iter()
+        .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string));
+    let names: Option<Vec<String>> = names.collect();
+    names.map(Some).ok_or_else(|| {
+        bad(format!(
+            "field `{key}` must be an array of non-empty strings"
+        ))
+    })
+}
+
+async fn read_object(req: Request<Incoming>) -> Result<Obj, Reply> {
+    let bytes = http::read_body(req, REQUEST_BODY_BYTES_MAX)
+        .await
+        .map_err(|e| fail(e.status, i64::from(e.status.as_u16()), e.message))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Obj::new());
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(other) => Err(bad(format!(
+            "the body must be a JSON object, got {}",
+            kind(&other)
+        ))),
+        Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------------------------
+
+/// The POST calls, by path.
+enum Post<'a> {
+    SetOrder,
+    AddBlocks,
+    MarkComplete,
+    Terminate,
+    Redo,
+    ManualFinished,
+    SetPriority,
+    Dispatchable,
+    SetRobotIo,
+    Fail(&'a str),
+    Online(&'a str, bool),
+    Stop(&'a str),
+}
+
+impl<'a> Post<'a> {
+    fn parse(segs: &[&'a str]) -> Option<Post<'a>> {
+        Some(match segs {
+            ["setOrder"] => Post::SetOrder,
+            ["addBlocks"] => Post::AddBlocks,
+            ["markComplete"] => Post::MarkComplete,
+            ["terminate"] => Post::Terminate,
+            ["redoFailedOrder"] => Post::Redo,
+            ["manualFinished"] => Post::ManualFinished,
+            ["setPriority"] => Post::SetPriority,
+            ["dispatchable"] => Post::Dispatchable,
+            ["setRobotIO"] => Post::SetRobotIo,
+            ["sim", "robots", id, "fail"] => Post::Fail(id),
+            ["sim", "robots", id, "offline"] => Post::Online(id, false),
+            ["sim", "robots", id, "online"] => Post::Online(id, true),
+            ["sim", "orders", id, "stop"] => Post::Stop(id),
+            _ => return None,
+        })
+    }
+}
+
+/// A path segment, percent-decoded (a `+` stays a `+`: it is not a query string).
+fn segment(s: &str) -> String {
+    http::percent_decode(&s.replace('+', "%2B"))
+}
+
+async fn route(core: &Core, req: Request<Incoming>) -> Answer {
+    let owned: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(segment)
+        .collect();
+    let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let no_route = || {
+        fail(
+            StatusCode::NOT_FOUND,
+            404,
+            format!("no route {} {}", req.method(), req.uri().path()),
+        )
+    };
+    if req.method() == Method::GET {
+        let query = http::query(&req);
+        return match get(core, &segs, &query).await {
+            Some(answer) => answer,
+            None => Err(no_route()),
+        };
+    }
+    let call = (req.method() == Method::POST)
+        .then(|| Post::parse(&segs))
+        .flatten();
+    let Some(call) = call else {
+        return Err(no_route());
+    };
+    let body = read_object(req).await?;
+    post(core, call, &body).await
+}
+
+async fn get(core: &Core, segs: &[&str], query: &[(String, String)]) -> Option<Answer> {
+    Some(match segs {
+        ["orderDetails", id] => order_details(core, id).await,
+        ["orders"] => list_orders(core, query).await,
+        ["orderDetailsByBlockId", block] => by_block(core, block, false).await,
+        ["blockDetailsById", block] => by_block(core, block, true).await,
+        ["robotsStatus"] => robots_status(core, query).await,
+        _ => return None,
+    })
+}
+
+async fn post(core: &Core, call: Post<'_>, body: &Obj) -> Answer {
+    match call {
+        Post::SetOrder => set_order(core, body).await,
+        Post::AddBlocks => add_blocks(core, body).await,
+        Post::MarkComplete => mark_complete(core, body).await,
+        Post::Terminate => terminate(core, body).await,
+        Post::Redo => per_vehicle(core, body, true).await,
+        Post::ManualFinished => per_vehicle(core, body, false).await,
+        Post::SetPriority => {
+            required(body, "id")?;
+            opt_i64(body, "priority")?;
+            // The simulator dispatches by the priority given at setOrder and has no call to
+            // change it: accepted and ignored.
+            ok()
+        }
+        // The simulator's robots are dispatchable while online: accepted and ignored.
+        Post::Dispatchable => ok(),
+        Post::SetRobotIo => set_robot_io(core, body),
+        Post::Fail(id) => {
+            let reason = opt_str(body, "reason")?.unwrap_or_else(|| "injected failure".into());
+            injected(core.sim.fail_next(id, &reason))
+        }
+        Post::Online(id, online) => injected(core.sim.set_online(id, online)),
+        Post::Stop(id) => {
+            let reason = opt_str(body, "reason")?.unwrap_or_else(|| "stopped by the core".into());
+            injected(core.sim.stop_order(id, &reason))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+// ---------------------------------------------------------------------------------------------
+
+impl Core {
+    /// Records a created order id, forgetting the oldest past [`SIM_ORDERS_MAX`].
+    fn remember(&self, id: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|s| s != id);
+        if seen.len() >= SIM_ORDERS_MAX {
+            seen.pop_front();
+        }
+        seen.push_back(id.to_string());
+    }
+
+    /// The orders the sim still knows, newest first; ids it forgot are dropped from `seen`.
+    async fn known(&self) -> Result<Vec<OrderView>, Reply> {
+        let ids: Vec<String> = {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.iter().rev().cloned().collect()
+        };
+        let mut views = Vec::with_capacity(ids.len());
+        let mut gone = HashSet::new();
+        for id in ids {
+            match self.sim.order(&id).await.map_err(refused)? {
+                Some(view) => views.push(view),
+                None => {
+                    gone.insert(id);
+                }
+            }
+        }
+        if !gone.is_empty() {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.retain(|id| !gone.contains(id));
+        }
+        Ok(views)
+    }
+
+    async fn view(&self, id: &str) -> Result<OrderView, Reply> {
+        let view = self.sim.order(id).await.map_err(refused)?;
+        view.ok_or_else(|| fail(StatusCode::OK, CODE_NOT_FOUND, "order not found"))
+    }
+}
+
+fn parse_order(o: &Obj) -> Result<OrderSpec, Reply> {
+    Ok(OrderSpec {
+        id: required(o, "id")?,
+        external_id: opt_str(o, "externalId")?.unwrap_or_default(),
+        priority: opt_i64(o, "priority")?.unwrap_or(0),
+        vehicle: opt_str(o, "vehicle")?,
+        group: opt_str(o, "group")?,
+        label: opt_str(o, "label")?,
+        key_route: opt_strings(o, "keyRoute")?.unwrap_or_default(),
+        key_task: opt_str(o, "keyTask")?,
+        key_goods_id: opt_str(o, "keyGoodsId")?,
+    })
+}
+
+fn parse_action(v: &Value) -> Result<ActionSpec, Reply> {
+    let Some(o) = v.as_object() else {
+        return Err(bad(format!("must be an object, got {}", kind(v))));
+    };
+    let post_action = match opt_object(o, "postAction")? {
+        Some(p) => Some(required(p, "configId").map_err(|r| r.within("postAction"))?),
+        None => None,
+    };
+    Ok(ActionSpec {
+        block_id: required(o, "blockId")?,
+        location: required(o, "location")?,
+        operation: opt_str(o, "operation")?,
+        operation_args: opt_object(o, "operationArgs")?.cloned().unwrap_or_default(),
+        script_name: opt_str(o, "scriptName")?,
+        script_args: opt_object(o, "scriptArgs")?.cloned().unwrap_or_default(),
+        bin_task: opt_str(o, "binTask")?,
+        pre_bin_task: opt_str(o, "preBinTask")?,
+        goods_id: opt_str(o, "goodsId")?,
+        post_action,
+    })
+}
+
+/// `blocks` (absent: none); a `blockId` repeated within the request is refused.
+fn parse_actions(o: &Obj) -> Result<Vec<ActionSpec>, Reply> {
+    let list = opt_array(o, "blocks")?.map_or(&[][..], Vec::as_slice);
+    let mut actions: Vec<ActionSpec> = Vec::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        let action = parse_action(v).map_err(|r| r.within(&format!("blocks[{i}]")))?;
+        if actions.iter().any(|a| a.block_id == action.block_id) {
+            return Err(bad(format!(
+                "blocks[{i}]: duplicate blockId {}",
+                action.block_id
+            )));
+        }
+        actions.push(action);
+    }
+    Ok(actions)
+}
+
+/// `POST /setOrder`: opens the order, then appends its `blocks` (the last seals it when
+/// `complete`). Everything is checked before the order is opened.
+async fn set_order(core: &Core, body: &Obj) -> Answer {
+    let spec = parse_order(body)?;
+    let actions = parse_actions(body)?;
+    let complete = opt_bool(body, "complete")?.unwrap_or(false);
+    let _writes = core.writes.lock().await;
+    if core.sim.order(&spec.id).await.map_err(refused)?.is_some() {
+        let msg = "order id already exists";
+        return Err(fail(StatusCode::BAD_REQUEST, CODE_ORDER_EXISTS, msg));
+    }
+    let id = spec.id.clone();
+    core.sim.set_order(spec).await.map_err(refused)?;
+    core.remember(&id);
+    append(core, &id, actions, complete).await
+}
+
+/// `POST /addBlocks`.
+async fn add_blocks(core: &Core, body: &Obj) -> Answer {
+    let id = required(body, "id")?;
+    if opt_array(body, "blocks")?.is_none() {
+        return Err(bad("missing field `blocks`"));
+    }
+    let actions = parse_actions(body)?;
+    let complete = opt_bool(body, "complete")?.unwrap_or(false);
+    let _writes = core.writes.lock().await;
+    append(core, &id, actions, complete).await
+}
+
+/// Appends the actions the order does not have yet (the last of the request seals it when
+/// `complete`); answers 50001 naming the first it had already. Callers hold `writes`.
+async fn append(core: &Core, id: &str, actions: Vec<ActionSpec>, complete: bool) -> Answer {
+    let order = core.view(id).await?;
+    let last = actions.len().checked_sub(1);
+    let mut duplicate = None;
+    let mut sealed = false;
+    for (i, action) in actions.into_iter().enumerate() {
+        if order.blocks.iter().any(|b| b.block_id == action.block_id) {
+            duplicate.get_or_insert(action.block_id);
+            continue;
+        }
+        let seal = complete && Some(i) == last;
+        core.sim
+            .add_action(id, action, seal)
+            .await
+            .map_err(refused)?;
+        sealed |= seal;
+    }
+    if complete && !sealed {
+        core.sim.mark_complete(id).await.map_err(refused)?;
+    }
+    match duplicate {
+        Some(block) => Err(fail(
+            StatusCode::OK,
+            CODE_BLOCK_EXISTS,
+            format!("block {block} already exist"),
+        )),
+        None => ok(),
+    }
+}
+
+/// The order ids of `{id}` or `{idList}`; `all` answers an empty `idList` (RDS: every order).
+async fn ids_of(core: &Core, body: &Obj, all: bool) -> Result<Vec<String>, Reply> {
+    if let Some(list) = opt_strings(body, "idList")? {
+        if list.is_empty() && all {
+            return Ok(core.known().await?.into_iter().map(|o| o.id).collect());
+        }
+        return Ok(list);
+    }
+    Ok(vec![required(body, "id")?])
+}
+
+/// `POST /markComplete {id}` or `{idList}` (empty: every order). The first error answers.
+async fn mark_complete(core: &Core, body: &Obj) -> Answer {
+    for id in ids_of(core, body, true).await? {
+        core.sim.mark_complete(&id).await.map_err(refused)?;
+    }
+    ok()
+}
+
+/// `POST /terminate {id}` or `{idList}` (`disableVehicle` is ignored). The first error answers.
+async fn terminate(core: &Core, body: &Obj) -> Answer {
+    for id in ids_of(core, body, false).await? {
+        core.sim.terminate(&id).await.map_err(refused)?;
+    }
+    ok()
+}
+
+/// `GET /orderDetails/{id}` (`paths` is ignored).
+async fn order_details(core: &Core, id: &str) -> Answer {
+    match core.sim.order(id).await.map_err(refused)? {
+        Some(view) => Ok(data(order_json(&view))),
+        None => Err(fail(
+            StatusCode::NOT_FOUND,
+            CODE_NOT_FOUND,
+            "order not found",
+        )),
+    }
+}
+
+/// A `page` or `size` query parameter: a positive integer.
+fn positive(query: &[(String, String)], key: &str, default: usize) -> Result<usize, Reply> {
+    let Some((_, v)) = query.iter().find(|(k, _)| k == key) else {
+        return Ok(default);
+    };
+    let n = v.parse::<usize>().ok().filter(|n| *n > 0);
+    n.ok_or_else(|| {
+        bad(format!(
+            "query parameter `{key}` must be a positive integer, got {v:?}"
+        ))
+    })
+}
+
+/// `GET /orders?page=1&size=300`: the orders sim-core opened that the sim still knows, newest
+/// first (`orderBy` is ignored); `size` is capped at `SIM_ORDERS_MAX`.
+async fn list_orders(core: &Core, query: &[(String, String)]) -> Answer {
+    let page = positive(query, "page", 1)?;
+    let size = positive(query, "size", PAGE_SIZE_DEFAULT)?.min(SIM_ORDERS_MAX);
+    let orders = core.known().await?;
+    let skip = (page - 1).saturating_mul(size);
+    let list: Vec<Value> = orders
+        .iter()
+        .skip(skip)
+        .take(size)
+        .map(order_json)
+        .collect();
+    Ok(data(json!({"list": list, "total": orders.len()})))
+}
+
+/// `GET /orderDetailsByBlockId/{blockId}` (the order) or `/blockDetailsById/{blockId}` (the
+/// action plus `vehicle`).
+async fn by_block(core: &Core, block: &str, action_only: bool) -> Answer {
+    for order in core.known().await? {
+        let Some(action) = order.blocks.iter().find(|b| b.block_id == block) else {
+            continue;
+        };
+        if !action_only {
+            return Ok(data(order_json(&order)));
+        }
+        let mut out = action_json(action);
+        out["vehicle"] = json!(order.vehicle.clone().unwrap_or_default());
+        return Ok(data(out));
+    }
+    let msg = "order details by block id is empty";
+    Err(fail(StatusCode::NOT_FOUND, CODE_NOT_FOUND, msg))
+}
+
+/// RDSCore's spelling of a state.
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Created => "CREATED",
+        State::ToBeDispatched => "TOBEDISPATCHED",
+        State::Running => "RUNNING",
+        State::Waiting => "WAITING",
+        State::Finished => "FINISHED",
+        State::ManualFinished => "MANUAL_FINISHED",
+        State::Failed => "FAILED",
+        State::Stopped => "STOPPED",
+    }
+}
+
+fn error_json(desc: &str, timestamp_s: i64) -> Value {
+    json!({"code": 0, "desc": desc, "times": 1, "timestamp": timestamp_s})
+}
+
+fn action_json(a: &ActionView) -> Value {
+    json!({"blockId": a.block_id, "location": a.location, "state": state_name(a.state),
+        "containerName": a.container_name})
+}
+
+/// The order object (§6.2). The sim keeps no time per error: each carries the order's end
+/// time, or its creation time while it runs.
+fn order_json(o: &OrderView) -> Value {
+    let secs = |ms: i64| ms.div_euclid(1000);
+    let stamp = secs(o.terminal_ms.unwrap_or(o.create_ms));
+    let errors: Vec<Value> = o.errors.iter().map(|d| error_json(d, stamp)).collect();
+    json!({
+        "id": o.id,
+        "externalId": o.external_id,
+        "state": state_name(o.state),
+        "vehicle": o.vehicle.clone().unwrap_or_default(),
+        "complete": o.complete,
+        "blocks": o.blocks.iter().map(action_json).collect::<Vec<_>>(),
+        "errors": errors,
+        "createTime": secs(o.create_ms),
+        "terminalTime": o.terminal_ms.map_or(0, secs),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robots
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /redoFailedOrder` (`redo`) or `/manualFinished {vehicles: [..]}`: each robot in turn;
+/// the first error answers and the robots after it are not tried.
+async fn per_vehicle(core: &Core, body: &Obj, redo: bool) -> Answer {
+    let vehicles = opt_strings(body, "vehicles")?.filter(|v| !v.is_empty());
+    let Some(vehicles) = vehicles else {
+        return Err(bad("missing field `vehicles`"));
+    };
+    for v in vehicles {
+        let done = if redo {
+            core.sim.redo_failed(&v).await
+        } else {
+            core.sim.manual_finished(&v).await
+        };
+        done.map_err(refused)?;
+    }
+    ok()
+}
+
+/// `POST /setRobotIO {vehicle, id, type: "DO", status}`.
+fn set_robot_io(core: &Core, body: &Obj) -> Answer {
+    let vehicle = required(body, "vehicle")?;
+    let id = opt_i64(body, "id")?.ok_or_else(|| bad("missing field `id`"))?;
+    let kind = opt_str(body, "type")?.unwrap_or_default();
+    if kind != "DO" {
+        return Err(bad(format!("field `type` must be \"DO\", got {kind:?}")));
+    }
+    let status = opt_bool(body, "status")?.ok_or_else(|| bad("missing field `status`"))?;
+    core.sim.set_do(&vehicle, id, status).map_err(refused)?;
+    ok()
+}
+
+/// The answer of a `/sim/...` failure injection: an unknown robot or order is HTTP 404.
+fn injected(result: Result<(), FleetError>) -> Answer {
+    result.map_err(|e| match e {
+        FleetError::NotFound(what) => fail(
+            StatusCode::NOT_FOUND,
+            CODE_NOT_FOUND,
+            format!("{what} not found"),
+        ),
+        other => refused(other),
+    })?;
+    ok()
+}
+
+/// `GET /robotsStatus?vehicles=a,b`: those robots (unknown ids are left out), or every robot
+/// without `vehicles`; `paths` is ignored.
+async fn robots_status(core: &Core, query: &[(String, String)]) -> Answer {
+    let wanted: Option<Vec<&str>> = query.iter().find(|(k, _)| k == "vehicles").map(|(_, v)| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    let robots = core.sim.robots().await.map_err(refused)?;
+    let now_s = chrono::Utc::now().timestamp();
+    let report: Vec<Value> = robots
+        .iter()
+        .filter(|r| wanted.as_ref().is_none_or(|w| w.contains(&r.id.as_str())))
+        .map(|r| robot_json(r, now_s))
+        .collect();
+    Ok(data(json!({"report": report})))
+}
+
+/// A robot as `robotsStatus` reports it; its errors carry the time of the call.
+fn robot_json(r: &RobotView, now_s: i64) -> Value {
+    let errors: Vec<Value> = r.errors.iter().map(|d| error_json(d, now_s)).collect();
+    json!({
+        "uuid": r.id,
+        "group": r.group,
+        "labels": r.labels,
+        "dispatchable": r.dispatchable,
+        "connection_status": i32::from(r.online),
+        "current_order": {"id": r.order.clone().unwrap_or_default()},
+        "errors": errors,
+        "rbk_report": {
+            "battery_level": r.battery_level,
+            "charging": r.charging,
+            "current_station": r.station,
+            "last_station": r.last_station,
+            "x": r.x,
+            "y": r.y,
+            "DI": r.di,
+            "DO": r.do_,
+        },
+    })
+}
