@@ -18,6 +18,7 @@ pub(super) const FLEET_KEYS: &[&str] = &[
     "operation_ms",
     "map",
     "strict",
+    "group",
 ];
 
 /// Which fleet robot blocks drive.
@@ -52,6 +53,8 @@ pub struct FleetConfig {
     pub map: Option<PathBuf>,
     /// Refuse locations the map does not know (as a real core would).
     pub strict: bool,
+    /// The group the simulated robots are in (what `CSelectAgvBp`'s `group` may ask for).
+    pub group: String,
 }
 
 impl Default for FleetConfig {
@@ -69,6 +72,7 @@ impl Default for FleetConfig {
             operation_ms: sim.operation_ms,
             map: None,
             strict: sim.strict,
+            group: sim.group,
         }
     }
 }
@@ -105,6 +109,7 @@ impl FleetConfig {
             speed_m_per_s: self.speed_m_per_s,
             operation_ms: self.operation_ms,
             strict: self.strict,
+            group: self.group.clone(),
             map,
             ..SimConfig::default()
         };
@@ -179,6 +184,9 @@ impl FileValues<'_> {
         }
         if let Some(strict) = self.boolean(t, "strict")? {
             f.strict = strict;
+        }
+        if let Some(group) = self.string(t, "group")? {
+            f.group = group;
         }
         Ok(())
     }

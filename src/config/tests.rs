@@ -451,10 +451,12 @@ fn bad_webhooks_are_named() {
 fn fleet_settings_are_read_and_checked() {
     let (c, _) = load_text(
         "[fleet]\nkind = \"sim\"\nrobots = 5\nspeed_m_per_s = 2\noperation_ms = 500\n\
-         strict = true\nmap = \"m.json\"\n",
+         strict = true\nmap = \"m.json\"\ngroup = \"T1\"\n",
         &[],
     );
     let f = c.unwrap().fleet;
+    assert_eq!(f.group, "T1");
+    assert!(f.sim_config().unwrap_err().contains("fleet map m.json"));
     assert_eq!(
         (f.robots, f.speed_m_per_s, f.operation_ms, f.strict),
         (5, 2.0, 500, true)

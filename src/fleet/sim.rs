@@ -45,7 +45,7 @@ pub const CODE_ORDERS_FULL: i64 = 50006;
 /// Refusal code: the order holds [`SIM_ACTIONS_PER_ORDER_MAX`] actions.
 pub const CODE_ACTIONS_FULL: i64 = 50007;
 
-/// The group every simulated robot belongs to.
+/// The group simulated robots belong to unless `SimConfig::group` says otherwise.
 pub const SIM_GROUP: &str = "sim";
 
 const DEMO_MAP: &str = include_str!("../../assets/demo-map.json");
@@ -126,6 +126,8 @@ pub struct SimConfig {
     pub map: Map,
     /// Wall-clock ms at sim start: order times are `base_ms` + sim ms.
     pub base_ms: i64,
+    /// The group every robot is in (orders may ask for it); default [`SIM_GROUP`].
+    pub group: String,
 }
 
 impl Default for SimConfig {
@@ -138,6 +140,7 @@ impl Default for SimConfig {
             strict: false,
             map: Map::demo(),
             base_ms: chrono::Utc::now().timestamp_millis(),
+            group: SIM_GROUP.to_string(),
         }
     }
 }
@@ -156,6 +159,9 @@ impl SimConfig {
                 "speed_m_per_s: {} must be a positive number",
                 self.speed_m_per_s
             ));
+        }
+        if self.group.trim().is_empty() || self.group.len() > 256 {
+            return Err("group: must be 1 to 256 bytes".into());
         }
         if !(0..=SIM_OPERATION_MS_MAX).contains(&self.operation_ms) {
             return Err(format!(
@@ -619,7 +625,9 @@ impl Sim {
         self.robots
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.order.is_none() && r.online && fits(&order.spec, r))
+            .filter(|(_, r)| {
+                r.order.is_none() && r.online && fits(&order.spec, r, &self.config.group)
+            })
             .min_by(|(_, a), (_, b)| away(a).total_cmp(&away(b)))
             .map(|(i, _)| i)
     }
@@ -631,7 +639,7 @@ impl Sim {
                 return Some(format!("no robot {v}"));
             }
         }
-        if let Some(g) = wanted(&spec.group).filter(|g| *g != SIM_GROUP) {
+        if let Some(g) = wanted(&spec.group).filter(|g| *g != self.config.group) {
             return Some(format!("no robot in group {g}"));
         }
         wanted(&spec.label).map(|l| format!("no robot with label {l}"))
@@ -940,7 +948,7 @@ impl Sim {
                 .collect()
         };
         RobotView {
-            group: SIM_GROUP.to_string(),
+            group: self.config.group.clone(),
             labels: Vec::new(),
             station: robot.station,
             last_station: robot.last_station,
@@ -1029,9 +1037,9 @@ fn wanted(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
 
-fn fits(spec: &OrderSpec, robot: &Robot) -> bool {
+fn fits(spec: &OrderSpec, robot: &Robot, group: &str) -> bool {
     wanted(&spec.vehicle).is_none_or(|v| v == robot.id)
-        && wanted(&spec.group).is_none_or(|g| g == SIM_GROUP)
+        && wanted(&spec.group).is_none_or(|g| g == group)
         && wanted(&spec.label).is_none()
 }
 

@@ -153,8 +153,7 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/defs
 /// Every corpus definition that uses only robot, site and core blocks runs to its end on the
 /// simulator and the demo sites (plus the sites it names), with the inputs its template
 /// expects. Locations the demo map does not know (S1, R1, LM165) are placed by name.
-/// `asam-rds-robot-task` asks for robot group `T1`, which the simulator's robots are not in:
-/// it waits for a robot, as it would on a core without such robots (not run here).
+/// (`asam-rds-robot-task` asks for robot group `T1`: see the next test.)
 #[tokio::test(start_paused = true)]
 async fn corpus_robot_and_site_definitions_run_to_their_end() {
     let e = env(Config::default()).await;
@@ -223,4 +222,32 @@ async fn corpus_robot_and_site_definitions_run_to_their_end() {
         let rec = e.sched.wait_terminal(&id).await.unwrap();
         assert_eq!(rec.status, TaskStatus::Finished, "{file}: {rec:?}");
     }
+}
+
+/// `asam-rds-robot-task` asks for robot group `T1`: on a simulator whose robots are in that
+/// group (`[fleet] group = "T1"`) it jacks a load at AP45 and sets it down at AP47.
+#[tokio::test(start_paused = true)]
+async fn corpus_asam_robot_task_runs_on_a_t1_fleet() {
+    use crate::fleet::sim::{SimConfig, SimFleet};
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = crate::tasks::Tasks::new();
+    let sim = SimFleet::new(SimConfig {
+        group: "T1".into(),
+        ..SimConfig::default()
+    });
+    let store = super::tests::open_store(&dir);
+    let sched = Scheduler::start_with_fleet(store, Config::default(), Arc::new(sim), &tasks)
+        .await
+        .unwrap();
+    let e = Env { sched, tasks, dir };
+    let text = std::fs::read_to_string(format!("{CORPUS}asam-rds-robot-task.json")).unwrap();
+    let raw = load::load_text(&text, "asam").remove(0).unwrap();
+    let (saved, _) = e.sched.save_definition(raw).await.unwrap();
+    let req = SubmitRequest {
+        def_id: Some(saved.id),
+        ..SubmitRequest::default()
+    };
+    let id = e.sched.submit(req).await.unwrap().id;
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
 }
