@@ -24,6 +24,10 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
+#[path = "sim_core_wire.rs"]
+mod wire;
+use wire::*;
+
 /// RDSCore's code for `setOrder` with an id it has already (answered with HTTP 400).
 pub const CODE_ORDER_EXISTS: i64 = 40002;
 /// RDSCore's code for an action id the order has already ("block <id> already exist").
@@ -37,8 +41,6 @@ const PERMITS: usize = HTTP_CONNECTIONS_MAX + 1;
 const _: () = assert!(PERMITS <= u32::MAX as usize);
 /// Default and largest `size` of `GET /orders`.
 const PAGE_SIZE_DEFAULT: usize = 300;
-
-type Obj = Map<String, Value>;
 
 /// A running sim-core server; [`SimCore::shutdown`] stops it.
 pub struct SimCore {
@@ -196,150 +198,6 @@ async fn handle(core: &Core, req: Request<Incoming>) -> Response<Body> {
 
 // ---------------------------------------------------------------------------------------------
 // Answers and request fields
-// ---------------------------------------------------------------------------------------------
-
-/// An answer: HTTP status and JSON body.
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-/// Handlers answer `Ok` on success and `Err` on failure, so `?` ends a handler early.
-type Answer = Result<Reply, Reply>;
-
-fn fail(status: StatusCode, code: i64, msg: impl Into<String>) -> Reply {
-    let msg: String = msg.into();
-    Reply {
-        status,
-        body: json!({"code": code, "msg": msg}),
-    }
-}
-
-fn bad(msg: impl Into<String>) -> Reply {
-    fail(StatusCode::BAD_REQUEST, 400, msg)
-}
-
-fn ok() -> Answer {
-    Ok(data(json!({"code": 0, "msg": "ok"})))
-}
-
-fn data(body: Value) -> Reply {
-    Reply {
-        status: StatusCode::OK,
-        body,
-    }
-}
-
-impl Reply {
-    /// The same answer with `msg` prefixed by where in the request it was (`blocks[2]`).
-    fn within(mut self, place: &str) -> Reply {
-        let msg = self.body["msg"].as_str().unwrap_or_default().to_string();
-        self.body["msg"] = json!(format!("{place}: {msg}"));
-        self
-    }
-}
-
-/// RDSCore's answer to a refused call: HTTP 200 with the fleet's code, so the client reads it
-/// (50003 order complete); an unknown order, action or robot is 50002.
-fn refused(e: FleetError) -> Reply {
-    match e {
-        FleetError::Refused { code, msg } => fail(StatusCode::OK, code, msg),
-        FleetError::NotFound(what) => {
-            fail(StatusCode::OK, CODE_NOT_FOUND, format!("{what} not found"))
-        }
-        FleetError::Unreachable(e) => fail(StatusCode::SERVICE_UNAVAILABLE, 503, e),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn wrong(key: &str, want: &str, got: &Value) -> Reply {
-    bad(format!("field `{key}` must be {want}, got {}", kind(got)))
-}
-
-/// Field `key` read by `read`: absent or null is `None`, another type a 400 naming `want`.
-fn field<'a, T>(
-    o: &'a Obj,
-    key: &str,
-    want: &str,
-    read: impl Fn(&'a Value) -> Option<T>,
-) -> Result<Option<T>, Reply> {
-    match o.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => read(v).map(Some).ok_or_else(|| wrong(key, want, v)),
-    }
-}
-
-fn opt_str(o: &Obj, key: &str) -> Result<Option<String>, Reply> {
-    field(o, key, "a string", |v| v.as_str().map(str::to_string))
-}
-
-/// A string field that must be present and not empty.
-fn required(o: &Obj, key: &str) -> Result<String, Reply> {
-    let value = opt_str(o, key)?.filter(|s| !s.is_empty());
-    value.ok_or_else(|| bad(format!("missing field `{key}`")))
-}
-
-fn opt_i64(o: &Obj, key: &str) -> Result<Option<i64>, Reply> {
-    field(o, key, "an integer", Value::as_i64)
-}
-
-fn opt_bool(o: &Obj, key: &str) -> Result<Option<bool>, Reply> {
-    field(o, key, "a boolean", Value::as_bool)
-}
-
-fn opt_array<'a>(o: &'a Obj, key: &str) -> Result<Option<&'a Vec<Value>>, Reply> {
-    field(o, key, "an array", Value::as_array)
-}
-
-fn opt_object<'a>(o: &'a Obj, key: &str) -> Result<Option<&'a Obj>, Reply> {
-    field(o, key, "an object", Value::as_object)
-}
-
-/// An array of non-empty strings, if present.
-fn opt_strings(o: &Obj, key: &str) -> Result<Option<Vec<String>>, Reply> {
-    let Some(list) = opt_array(o, key)? else {
-        return Ok(None);
-    };
-    let names = list
-        .iter()
-        .map(|v| v.as_str().filter(|s| !s.is_empty()).map(str::to_string));
-    let names: Option<Vec<String>> = names.collect();
-    names.map(Some).ok_or_else(|| {
-        bad(format!(
-            "field `{key}` must be an array of non-empty strings"
-        ))
-    })
-}
-
-async fn read_object(req: Request<Incoming>) -> Result<Obj, Reply> {
-    let bytes = http::read_body(req, REQUEST_BODY_BYTES_MAX)
-        .await
-        .map_err(|e| fail(e.status, i64::from(e.status.as_u16()), e.message))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Obj::new());
-    }
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(other) => Err(bad(format!(
-            "the body must be a JSON object, got {}",
-            kind(&other)
-        ))),
-        Err(e) => Err(bad(format!("the body is not valid JSON: {e}"))),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Routes
 // ---------------------------------------------------------------------------------------------
 
 /// The POST calls, by path.
@@ -502,59 +360,6 @@ impl Core {
     }
 }
 
-fn parse_order(o: &Obj) -> Result<OrderSpec, Reply> {
-    Ok(OrderSpec {
-        id: required(o, "id")?,
-        external_id: opt_str(o, "externalId")?.unwrap_or_default(),
-        priority: opt_i64(o, "priority")?.unwrap_or(0),
-        vehicle: opt_str(o, "vehicle")?,
-        group: opt_str(o, "group")?,
-        label: opt_str(o, "label")?,
-        key_route: opt_strings(o, "keyRoute")?.unwrap_or_default(),
-        key_task: opt_str(o, "keyTask")?,
-        key_goods_id: opt_str(o, "keyGoodsId")?,
-    })
-}
-
-fn parse_action(v: &Value) -> Result<ActionSpec, Reply> {
-    let Some(o) = v.as_object() else {
-        return Err(bad(format!("must be an object, got {}", kind(v))));
-    };
-    let post_action = match opt_object(o, "postAction")? {
-        Some(p) => Some(required(p, "configId").map_err(|r| r.within("postAction"))?),
-        None => None,
-    };
-    Ok(ActionSpec {
-        block_id: required(o, "blockId")?,
-        location: required(o, "location")?,
-        operation: opt_str(o, "operation")?,
-        operation_args: opt_object(o, "operationArgs")?.cloned().unwrap_or_default(),
-        script_name: opt_str(o, "scriptName")?,
-        script_args: opt_object(o, "scriptArgs")?.cloned().unwrap_or_default(),
-        bin_task: opt_str(o, "binTask")?,
-        pre_bin_task: opt_str(o, "preBinTask")?,
-        goods_id: opt_str(o, "goodsId")?,
-        post_action,
-    })
-}
-
-/// `blocks` (absent: none); a `blockId` repeated within the request is refused.
-fn parse_actions(o: &Obj) -> Result<Vec<ActionSpec>, Reply> {
-    let list = opt_array(o, "blocks")?.map_or(&[][..], Vec::as_slice);
-    let mut actions: Vec<ActionSpec> = Vec::with_capacity(list.len());
-    for (i, v) in list.iter().enumerate() {
-        let action = parse_action(v).map_err(|r| r.within(&format!("blocks[{i}]")))?;
-        if actions.iter().any(|a| a.block_id == action.block_id) {
-            return Err(bad(format!(
-                "blocks[{i}]: duplicate blockId {}",
-                action.block_id
-            )));
-        }
-        actions.push(action);
-    }
-    Ok(actions)
-}
-
 /// `POST /setOrder`: opens the order, then appends its `blocks` (the last seals it when
 /// `complete`). Everything is checked before the order is opened.
 async fn set_order(core: &Core, body: &Obj) -> Answer {
@@ -702,52 +507,6 @@ async fn by_block(core: &Core, block: &str, action_only: bool) -> Answer {
     Err(fail(StatusCode::NOT_FOUND, CODE_NOT_FOUND, msg))
 }
 
-/// RDSCore's spelling of a state.
-fn state_name(state: State) -> &'static str {
-    match state {
-        State::Created => "CREATED",
-        State::ToBeDispatched => "TOBEDISPATCHED",
-        State::Running => "RUNNING",
-        State::Waiting => "WAITING",
-        State::Finished => "FINISHED",
-        State::ManualFinished => "MANUAL_FINISHED",
-        State::Failed => "FAILED",
-        State::Stopped => "STOPPED",
-    }
-}
-
-fn error_json(desc: &str, timestamp_s: i64) -> Value {
-    json!({"code": 0, "desc": desc, "times": 1, "timestamp": timestamp_s})
-}
-
-fn action_json(a: &ActionView) -> Value {
-    json!({"blockId": a.block_id, "location": a.location, "state": state_name(a.state),
-        "containerName": a.container_name})
-}
-
-/// The order object (§6.2). The sim keeps no time per error: each carries the order's end
-/// time, or its creation time while it runs.
-fn order_json(o: &OrderView) -> Value {
-    let secs = |ms: i64| ms.div_euclid(1000);
-    let stamp = secs(o.terminal_ms.unwrap_or(o.create_ms));
-    let errors: Vec<Value> = o.errors.iter().map(|d| error_json(d, stamp)).collect();
-    json!({
-        "id": o.id,
-        "externalId": o.external_id,
-        "state": state_name(o.state),
-        "vehicle": o.vehicle.clone().unwrap_or_default(),
-        "complete": o.complete,
-        "blocks": o.blocks.iter().map(action_json).collect::<Vec<_>>(),
-        "errors": errors,
-        "createTime": secs(o.create_ms),
-        "terminalTime": o.terminal_ms.map_or(0, secs),
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Robots
-// ---------------------------------------------------------------------------------------------
-
 /// `POST /redoFailedOrder` (`redo`) or `/manualFinished {vehicles: [..]}`: each robot in turn;
 /// the first error answers and the robots after it are not tried.
 async fn per_vehicle(core: &Core, body: &Obj, redo: bool) -> Answer {
@@ -809,28 +568,4 @@ async fn robots_status(core: &Core, query: &[(String, String)]) -> Answer {
         .map(|r| robot_json(r, now_s))
         .collect();
     Ok(data(json!({"report": report})))
-}
-
-/// A robot as `robotsStatus` reports it; its errors carry the time of the call.
-fn robot_json(r: &RobotView, now_s: i64) -> Value {
-    let errors: Vec<Value> = r.errors.iter().map(|d| error_json(d, now_s)).collect();
-    json!({
-        "uuid": r.id,
-        "group": r.group,
-        "labels": r.labels,
-        "dispatchable": r.dispatchable,
-        "connection_status": i32::from(r.online),
-        "current_order": {"id": r.order.clone().unwrap_or_default()},
-        "errors": errors,
-        "rbk_report": {
-            "battery_level": r.battery_level,
-            "charging": r.charging,
-            "current_station": r.station,
-            "last_station": r.last_station,
-            "x": r.x,
-            "y": r.y,
-            "DI": r.di,
-            "DO": r.do_,
-        },
-    })
 }
