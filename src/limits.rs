@@ -480,5 +480,9 @@ pub const FLEET_RETRIES_MAX: u32 = 5;
 /// First pause before a fleet call is tried again (then doubling: 1, 2, 4, 8, 16 s).
 pub const FLEET_RETRY_MS: u64 = 1_000;
 
+/// Each retry pause varies by up to this many percent either way (jitter), so robot blocks
+/// that lost the same core do not call it again all at once.
+pub const FLEET_RETRY_JITTER_PERCENT: u64 = 20;
+
 /// Waiting site requests `GET /api/sites/waiters` lists at most (the oldest first).
 pub const SITE_WAITERS_LIST_MAX: usize = 1_000;

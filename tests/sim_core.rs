@@ -556,6 +556,7 @@ async fn set_priority_and_dispatchable_are_accepted() {
     let p = Peer::start().await;
     p.open("o1", json!([]), false);
     p.post_ok("/setPriority", json!({"id": "o1", "priority": 5}));
+    p.post_code("/setPriority", json!({"id": "nope", "priority": 5}), 50002);
     p.bad("/setPriority", json!({"priority": 5}), "`id`");
     p.bad(
         "/setPriority",

@@ -295,11 +295,12 @@ async fn post(core: &Core, call: Post<'_>, body: &Obj) -> Answer {
         Post::Redo => per_vehicle(core, body, true).await,
         Post::ManualFinished => per_vehicle(core, body, false).await,
         Post::SetPriority => {
-            required(body, "id")?;
-            opt_i64(body, "priority")?;
-            // The simulator dispatches by the priority given at setOrder and has no call to
-            // change it: accepted and ignored.
-            ok()
+            let id = required(body, "id")?;
+            let priority = opt_i64(body, "priority")?.unwrap_or(0);
+            match core.sim.set_priority(&id, priority).await {
+                Ok(()) => ok(),
+                Err(e) => Err(refused(e)),
+            }
         }
         // The simulator's robots are dispatchable while online: accepted and ignored.
         Post::Dispatchable => ok(),

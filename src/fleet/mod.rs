@@ -210,6 +210,9 @@ pub trait Fleet: Send + Sync {
     fn terminate(&self, id: &str) -> FleetFuture<()>;
     /// Stops every unfinished order opened for the task record `external_id`.
     fn terminate_for(&self, external_id: &str) -> FleetFuture<()>;
+    /// Changes the priority of order `id` (RDSCore `setPriority`): it counts when the core
+    /// picks which waiting order gets a free robot.
+    fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()>;
     /// Every robot.
     fn robots(&self) -> FleetFuture<Vec<RobotView>>;
     /// Runs the failed action of `vehicle`'s order again.

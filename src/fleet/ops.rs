@@ -99,8 +99,19 @@ pub enum FleetReply {
     Failed { reason: String },
 }
 
-/// Runs a fleet call, retrying an unreachable fleet `FLEET_RETRIES_MAX` times with doubling
-/// pauses from `FLEET_RETRY_MS`; other errors are returned at once.
+/// A pause of `ms` ± `FLEET_RETRY_JITTER_PERCENT`, so robot blocks that lost the same core
+/// do not all call it again at the same moment.
+fn jittered(ms: u64) -> u64 {
+    let spread = ms * crate::limits::FLEET_RETRY_JITTER_PERCENT / 100;
+    if spread == 0 {
+        return ms;
+    }
+    let r = (uuid::Uuid::new_v4().as_u128() % u128::from(2 * spread + 1)) as u64;
+    ms - spread + r
+}
+
+/// Runs a fleet call, retrying an unreachable fleet `FLEET_RETRIES_MAX` times with doubling,
+/// jittered pauses from `FLEET_RETRY_MS`; other errors are returned at once.
 async fn call<T, F>(mut f: F) -> Result<T, FleetError>
 where
     F: FnMut() -> super::FleetFuture<T>,
@@ -110,8 +121,9 @@ where
     loop {
         match f().await {
             Err(FleetError::Unreachable(e)) if attempt < FLEET_RETRIES_MAX => {
-                log::warn!("fleet unreachable ({e}); retrying in {pause} ms");
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                let wait = jittered(pause);
+                log::warn!("fleet unreachable ({e}); retrying in {wait} ms");
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 pause = pause.saturating_mul(2);
                 attempt += 1;
             }
@@ -362,5 +374,22 @@ async fn seal(fleet: &Arc<dyn Fleet>, spec: &OrderSpec) -> Result<FleetReply, Fl
             State::Stopped => return Ok(stopped(&view)),
             _ => call(|| fleet.changed(&spec.id)).await?,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_stay_within_their_jitter() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1_000 {
+            let p = jittered(1_000);
+            assert!((800..=1_200).contains(&p), "{p}");
+            seen.insert(p);
+        }
+        assert!(seen.len() > 50, "the pauses vary: {}", seen.len());
+        assert_eq!(jittered(0), 0);
     }
 }

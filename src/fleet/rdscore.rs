@@ -406,6 +406,17 @@ impl Fleet for RdsCoreFleet {
         self.run(|core| async move { core.terminate_for(external_id).await })
     }
 
+    fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()> {
+        let id = id.to_string();
+        self.run(|core| async move {
+            let call = Call::post("set_priority", "/setPriority");
+            let a = core
+                .send(&call, Some(json!({"id": id, "priority": priority})))
+                .await?;
+            call.accepted(&a)
+        })
+    }
+
     fn robots(&self) -> FleetFuture<Vec<RobotView>> {
         self.run(|core| async move { core.robots().await })
     }

@@ -333,6 +333,24 @@ async fn mark_complete_and_terminate_send_the_id() {
     assert_eq!(seen_, expected);
 }
 
+#[tokio::test]
+async fn set_priority_sends_the_id_and_priority() {
+    let (result, seen_) = with_core(
+        |_| (200, r#"{"code": 0, "msg": "ok"}"#.to_string()),
+        |f| async move { f.set_priority("o-1", 7).await },
+    )
+    .await;
+    assert_eq!(result, Ok(()));
+    assert_eq!(
+        seen_,
+        vec![seen(
+            "POST",
+            "/setPriority",
+            json!({"id": "o-1", "priority": 7})
+        )]
+    );
+}
+
 fn order_json() -> Value {
     json!({
         "id": "o-r1-3", "externalId": "r1", "state": "TOBEDISPATCHED", "vehicle": "",

@@ -1,5 +1,6 @@
 //! The simulated fleet: virtual robots on a map that run orders as RDSCore does, with travel
-//! time from distance and speed, operation time, battery drain and injected failures.
+//! time from distance and speed, operation time, battery drain, charging while idle and
+//! injected failures.
 //!
 //! It is a discrete-event model evaluated lazily: no task, thread or polling loop. Every call
 //! first applies each state change due up to now (`Sim::advance`), in time order, and
@@ -53,6 +54,8 @@ const DEMO_MAP: &str = include_str!("../../assets/demo-map.json");
 const IO_COUNT: usize = 4;
 const BATTERY_PER_M: f64 = 0.001;
 const BATTERY_MIN: f64 = 0.05;
+/// Battery a robot without an order gains per second (full from empty in about 16 minutes).
+const CHARGE_PER_S: f64 = 0.001;
 /// Unknown names are placed in 0..50 m on both axes, with mm resolution.
 const HASHED_SPAN_MM: u64 = 50_000;
 /// Travel times are clamped to this (about 31 years), so sums of ms cannot overflow.
@@ -333,6 +336,11 @@ impl Fleet for SimFleet {
             sim.terminate_for(&external_id, now);
             Ok(())
         })
+    }
+
+    fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()> {
+        let id = id.to_string();
+        self.call(move |sim, _| sim.set_priority(&id, priority))
     }
 
     fn robots(&self) -> FleetFuture<Vec<RobotView>> {

@@ -98,6 +98,8 @@ pub(super) struct Robot {
     pub(super) station: String,
     pub(super) last_station: String,
     pub(super) battery: f64,
+    /// Sim ms since it has had no order (it charges meanwhile).
+    pub(super) idle_since: i64,
     pub(super) online: bool,
     /// The unfinished order it serves.
     pub(super) order: Option<u64>,
@@ -141,6 +143,7 @@ impl Sim {
                     station,
                     last_station: String::new(),
                     battery: 1.0,
+                    idle_since: 0,
                     online: true,
                     order: None,
                     fail_next: None,
@@ -219,6 +222,7 @@ impl Sim {
                 order.ended = Some(State::Finished);
                 order.terminal_ms = Some(t);
                 robot.order = None;
+                robot.idle_since = t;
                 self.dispatch_due = true;
             }
             None => {}
@@ -245,7 +249,9 @@ impl Sim {
                 };
                 if let Some(order) = self.orders.get_mut(&seq) {
                     order.vehicle = Some(r);
-                    self.robots[r].order = Some(seq);
+                    let robot = &mut self.robots[r];
+                    robot.battery = charged(robot, t);
+                    robot.order = Some(seq);
                     self.dirty = true;
                     self.proceed(seq, t);
                 }
@@ -442,6 +448,7 @@ impl Sim {
                 abandon(robot, &mut order.actions[i], t, State::Stopped);
             }
             robot.order = None;
+            robot.idle_since = t;
             self.dispatch_due = true;
         }
         order.ended = Some(State::Stopped);
@@ -450,6 +457,15 @@ impl Sim {
             order.push_error(reason.to_string());
         }
         self.dirty = true;
+    }
+
+    /// A new priority for a known order (it counts for robots freed from now on).
+    pub(super) fn set_priority(&mut self, id: &str, priority: i64) -> Result<(), FleetError> {
+        let seq = self.seq_of(id)?;
+        if let Some(order) = self.orders.get_mut(&seq) {
+            order.spec.priority = priority;
+        }
+        Ok(())
     }
 
     pub(super) fn terminate_for(&mut self, external_id: &str, now: i64) {
@@ -597,6 +613,7 @@ impl Sim {
                 .map(|(id, status)| Io { id, status })
                 .collect()
         };
+        let battery = charged(&robot, now);
         RobotView {
             group: self.config.group.clone(),
             labels: Vec::new(),
@@ -604,8 +621,8 @@ impl Sim {
             last_station: robot.last_station,
             x: robot.pos.0,
             y: robot.pos.1,
-            battery_level: robot.battery,
-            charging: false,
+            battery_level: battery,
+            charging: robot.order.is_none() && battery < 1.0,
             dispatchable: robot.online,
             online: robot.online,
             order: order.map(|o| o.spec.id.clone()),
@@ -618,6 +635,16 @@ impl Sim {
             id: robot.id,
         }
     }
+}
+
+/// The battery of `robot` at `t`: a robot without an order charges at `CHARGE_PER_S` (up to
+/// full) since it became idle.
+pub(super) fn charged(robot: &Robot, t: i64) -> f64 {
+    if robot.order.is_some() {
+        return robot.battery;
+    }
+    let idle_s = (t - robot.idle_since).max(0) as f64 / 1000.0;
+    (robot.battery + idle_s * CHARGE_PER_S).min(1.0)
 }
 
 /// Starts `action` on `robot` at `t`, from where the robot is.

@@ -677,3 +677,26 @@ fn config_validate_names_the_field() {
         assert!(bad(c).starts_with("operation_ms:"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_robot_charges_up_to_full() {
+    let f = fleet(1);
+    f.set_order(spec("o1", &["A-01"])).await.unwrap();
+    f.add_action("o1", go("a1", "A-05"), true).await.unwrap();
+    ms(16_000).await;
+    let r = robot(&f, "sim-01").await;
+    assert!(close(r.battery_level, 0.984), "{}", r.battery_level);
+    assert!(r.charging, "idle and not full");
+    ms(10_000).await;
+    let r = robot(&f, "sim-01").await;
+    assert!(close(r.battery_level, 0.994), "{}", r.battery_level);
+    ms(100_000).await;
+    let r = robot(&f, "sim-01").await;
+    assert_eq!((r.battery_level, r.charging), (1.0, false));
+    // Busy robots do not charge: the charge so far is kept when the next order starts.
+    f.set_order(spec("o2", &["A-05"])).await.unwrap();
+    f.add_action("o2", go("a2", "A-01"), false).await.unwrap();
+    ms(1_000).await;
+    let r = robot(&f, "sim-01").await;
+    assert!(!r.charging && r.battery_level < 1.0, "{r:?}");
+}

@@ -335,6 +335,7 @@ impl Driver {
         if let Some(state) = self.slots.get_mut(&id).and_then(|s| s.state.as_mut()) {
             state.task.insert("priority".into(), priority.into());
         }
+        self.reprioritize_orders(&id, priority);
         let store = self.shared.store.clone();
         self.inflight.push(Box::pin(async move {
             let id2 = id.clone();
@@ -370,6 +371,43 @@ impl Driver {
             } else {
                 Completion::Done
             }
+        }));
+    }
+}
+
+impl Driver {
+    /// A loaded run's open fleet orders (those of its running `CSelectAgvBp` blocks) get the
+    /// run's new priority, so the core weighs them with it when robots free up.
+    fn reprioritize_orders(&mut self, id: &str, priority: i64) {
+        let Some(slot) = self.slots.get(id) else {
+            return;
+        };
+        let (Some(flow), Some(state)) = (&slot.flow, &slot.state) else {
+            return;
+        };
+        let orders: Vec<String> = state
+            .fibers
+            .iter()
+            .flat_map(|f| f.frames.iter())
+            .filter(|f| flow.block(f.block).kind.name == "CSelectAgvBp")
+            .filter_map(|f| {
+                f.data
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        if orders.is_empty() {
+            return;
+        }
+        let fleet = self.shared.fleet.clone();
+        self.inflight.push(Box::pin(async move {
+            for order in orders {
+                if let Err(e) = fleet.set_priority(&order, priority).await {
+                    log::warn!("order {order}: new priority not sent: {e}");
+                }
+            }
+            Completion::Done
         }));
     }
 }
