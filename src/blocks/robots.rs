@@ -105,6 +105,9 @@ impl Behaviour for SelectAgv {
         let key_route = text(cx, "keyRoute")
             .ok_or_else(|| Raise::EndError("keyRouteEmpty: parameter keyRoute is empty".into()))?;
         let priority = cx.long_param("priority")?.unwrap_or(1);
+        // RDS: the order's priority also becomes the task's (1 when absent; §8 Q20, kept, and
+        // `vwed check` warns).
+        cx.set_run_priority(priority);
         let order = OrderSpec {
             id: format!("o-{}-{}", cx.run_id(), cx.seq()),
             external_id: cx.run_id().to_string(),

@@ -533,3 +533,34 @@ fn wait_pass_waits_for_the_operator_or_its_time() {
     assert!(finished(h.outcome.as_ref().unwrap()));
     assert_eq!(h.host.now, 4500);
 }
+
+#[test]
+fn select_sets_the_tasks_priority_as_rds_does() {
+    let h = one(
+        "CSelectAgvBp",
+        json!({"keyRoute": simple("LM1"), "priority": simple("5")}),
+    );
+    assert!(h.records.contains(&Record::Priority(5)));
+    assert_eq!(h.run.task["priority"], json!(5));
+    assert!(matches!(asked(&h), FleetOp::Select { ref order } if order.priority == 5));
+    let h = one("CSelectAgvBp", json!({"keyRoute": simple("LM1")}));
+    assert!(
+        h.records.contains(&Record::Priority(1)),
+        "1 when absent (§8 Q20)"
+    );
+    let w = errors(json!([b(
+        1,
+        "CSelectAgvBp",
+        json!({"keyRoute": simple("LM1")}),
+        json!({"default": []})
+    )]));
+    assert!(w.iter().any(|m| m.contains("priority becomes 1")), "{w:?}");
+    let w = errors(json!([b(
+        1,
+        "CSelectAgvBp",
+        json!({"keyRoute": simple("LM1"),
+        "priority": simple("3")}),
+        json!({"default": []})
+    )]));
+    assert!(w.is_empty(), "{w:?}");
+}

@@ -218,6 +218,12 @@ impl Cx<'_> {
         });
     }
 
+    /// Sets the run's priority (record, ready level and site waits follow with the step).
+    pub fn set_run_priority(&mut self, priority: i64) {
+        self.run.task.insert("priority".into(), priority.into());
+        self.out.records.push(Record::Priority(priority));
+    }
+
     /// RDS `run_status`: 1000 while running.
     pub fn run_status(&self) -> i32 {
         self.run.run_status

@@ -238,6 +238,8 @@ pub enum Record {
     CacheDelete {
         key: String,
     },
+    /// The run's priority changed (`CSelectAgvBp` sets it, spec §8 Q20).
+    Priority(i64),
 }
 
 impl Record {
@@ -256,6 +258,7 @@ impl Record {
             Record::StateDescription(text) => text.len(),
             Record::CacheSet { key, value } => key.len() + value.len(),
             Record::CacheDelete { key } => key.len(),
+            Record::Priority(_) => 0,
         };
         std::mem::size_of::<Record>() + text
     }

@@ -140,6 +140,7 @@ pub(super) fn check(blocks: &[Block], diags: &mut Diags) {
                 operation_known(block, diags);
             }
             "CAgvMonitorOperationBp" => inside_order(&tree, i, diags),
+            "CSelectAgvBp" => select_priority(block, diags),
             _ => {}
         }
     }
@@ -309,5 +310,17 @@ fn operation_known(block: &Block, diags: &mut Diags) {
             let msg = format!("unknown operation {name}: not in the operation catalog");
             diags.error(Some(block), Some("scriptName"), msg);
         }
+    }
+}
+
+/// `CSelectAgvBp` sets the task's priority to its own `priority`, 1 when absent (RDS, kept:
+/// spec §8 Q20): say so when the parameter is missing.
+fn select_priority(block: &Block, diags: &mut Diags) {
+    if block
+        .param("priority")
+        .is_none_or(|p| matches!(p.source, ParamSource::Null))
+    {
+        let msg = "no priority: the task's priority becomes 1 when this block starts (as in RDS)";
+        diags.warn(Some(block), Some("priority"), msg.into());
     }
 }

@@ -38,6 +38,7 @@ enum Op {
     },
     CacheSet(String, String),
     CacheDelete(String),
+    Priority(i64),
 }
 
 /// The status a run's record takes after a step, with code and reason.
@@ -188,6 +189,7 @@ impl StepWrite {
                     ops.push(Op::CacheSet(key.clone(), value.clone()))
                 }
                 Record::CacheDelete { key } => ops.push(Op::CacheDelete(key.clone())),
+                Record::Priority(p) => ops.push(Op::Priority(*p)),
             }
         }
         let started = out
@@ -288,6 +290,10 @@ impl StepWrite {
                 Op::CacheSet(key, value) => tx.cache_set(key, value, self.now_ms)?,
                 Op::CacheDelete(key) => {
                     tx.cache_delete(key)?;
+                }
+                Op::Priority(p) => {
+                    tx.set_task_priority(id, *p, super::level_of(*p))?;
+                    tx.site_requests_priority(id, *p)?;
                 }
             }
         }

@@ -458,3 +458,24 @@ async fn a_priority_change_reaches_the_fleet_order() {
     let (a, b) = tokio::join!(done(first), done(second));
     assert!(b < a, "the raised order got the robot first");
 }
+
+/// `CSelectAgvBp`'s priority becomes the task record's (RDS, §8 Q20).
+#[tokio::test(start_paused = true)]
+async fn select_priority_becomes_the_records() {
+    let r = start(tempfile::tempdir().unwrap()).await;
+    let id = r
+        .run(json!([{"id": 1, "name": "b1", "blockType": "CSelectAgvBp",
+            "inputParams": {"keyRoute": simple("A-01"), "priority": simple("7")},
+            "children": {"default": [operate(2, "A-01", None)]}}]))
+        .await;
+    r.sched.wait_terminal(&id).await.unwrap();
+    let id2 = id.clone();
+    let rec = r
+        .sched
+        .store()
+        .read(move |rx| rx.task(&id2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.priority, 7);
+}

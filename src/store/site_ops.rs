@@ -92,8 +92,18 @@ impl Tx<'_> {
         by: SiteActor<'_>,
         now_ms: i64,
     ) -> Result<Option<SiteReply>> {
-        // No "already held" shortcut: a run may lock two sites of one group, and a restart
-        // gets its kept answer from the wait queue (`site_request`), not from a second search.
+        // A named site this run already holds counts as acquired (spec §8 Q10: RDS would spin
+        // on it). Only a named one: a run may lock two sites of one group, and a restart gets
+        // its kept answer from the wait queue (`site_request`), not from a second search.
+        if lock && filter.site_id.is_some() {
+            let held = IdleFilter {
+                locked: true,
+                ..filter.clone()
+            };
+            if let Some(site) = self.site_find_first(&held, false, Some(by.who))? {
+                return Ok(Some(SiteReply::Found(site.site_id)));
+            }
+        }
         let Some(site) = self.site_find_idle(filter, lock)? else {
             return Ok(None);
         };

@@ -152,8 +152,19 @@ fn get_idle_locking_skips_unlockable_sites() {
     put(&s, site("A-04", "A", false));
     assert_eq!(exec(&s, get_idle(group("A"), true), "r1"), found("A-03"));
     assert_eq!(get(&s, "A-03").locked_by, "r1");
-    // Asked again by the same run: a second site (a run may hold two of one group; restarts
-    // get their kept answer from the wait queue instead).
+    // A named site the run already holds counts as acquired (§8 Q10)…
+    let named = IdleFilter {
+        site_id: Some("A-03".into()),
+        ..IdleFilter::default()
+    };
+    assert_eq!(exec(&s, get_idle(named.clone(), true), "r1"), found("A-03"));
+    assert_eq!(
+        exec(&s, get_idle(named, true), "r2"),
+        None,
+        "another run waits"
+    );
+    // …but a group search by the same run takes a second site (a run may hold two of one
+    // group; restarts get their kept answer from the wait queue instead).
     assert_eq!(exec(&s, get_idle(group("A"), true), "r1"), found("A-04"));
     assert_eq!(get(&s, "A-04").locked_by, "r1");
     assert_eq!(exec(&s, get_idle(group("A"), true), "r3"), None, "waits");
