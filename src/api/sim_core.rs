@@ -127,16 +127,24 @@ async fn accept_loop(
             },
             _ = super::stopped(&mut stop) => return,
         };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    log::warn!("sim-core: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = super::stopped(&mut stop) => return,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => Some(accepted),
+            _ = super::stopped(&mut stop) => None,
+        };
+        let stream = match accepted {
+            Some(Ok((stream, _))) => stream,
+            Some(Err(e)) => {
+                log::warn!("sim-core: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            None => {
+                // Close the listener before giving the permit back: shutdown counts permits,
+                // and once it has them all nothing may still accept.
+                drop(listener);
+                drop(permit);
+                return;
+            }
         };
         let conn_core = Arc::clone(&core);
         let spawned = tasks.spawn("sim-core-connection", async move {

@@ -182,6 +182,12 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Whether any block belongs to `family` (site blocks need the site wait queue's
+    /// bookkeeping, robot blocks the fleet's).
+    pub fn uses(&self, family: crate::blocks::Family) -> bool {
+        self.blocks.iter().any(|b| b.kind.family == family)
+    }
+
     /// The block at `idx`.
     pub fn block(&self, idx: BlockIdx) -> &Block {
         &self.blocks[idx as usize]

@@ -432,8 +432,13 @@ impl Driver {
         let Some(event) = slot.events.pop_front() else {
             return;
         };
+        // A site answer taken by this step: its kept row goes with the step.
         let took_answer = match &event {
-            Event::Reply { token, .. } => Some(*token),
+            Event::Reply {
+                token,
+                reply: crate::engine::Reply::Site(_),
+                ..
+            } => Some(*token),
             _ => None,
         };
         let flow = slot.flow.clone().expect("loaded slot has a flow");
@@ -546,11 +551,10 @@ impl Driver {
         }
         let current = slot.status;
         super::control::answer_ready(&mut slot.waiters, current, settled);
-        let robots = slot.flow.as_ref().is_some_and(|f| {
-            f.blocks
-                .iter()
-                .any(|b| b.kind.family == crate::blocks::Family::Robot)
-        });
+        let robots = slot
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.uses(crate::blocks::Family::Robot));
         for (fiber, token, op) in site_effects {
             self.submit_site_op(&id, fiber, token, *op);
         }

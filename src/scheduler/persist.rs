@@ -207,14 +207,16 @@ impl StepWrite {
             out.outcome,
             Some(Outcome::Paused | Outcome::Interrupted { .. })
         );
+        // A flow without site blocks never has site requests: no statements for them.
+        let sites = flow.uses(crate::blocks::Family::Site);
         let site_requests = SiteRequests {
-            closed: if leave {
+            closed: if leave || !sites {
                 Vec::new()
             } else {
                 out.cancelled.clone()
             },
-            leave,
-            end: ended,
+            leave: leave && sites,
+            end: ended && sites,
         };
         let checkpoint = if ended {
             None
@@ -341,7 +343,9 @@ impl StepWrite {
         if sr.end {
             tx.site_requests_end(id)?;
         } else {
-            tx.site_requests_close(id, &sr.closed)?;
+            if !sr.closed.is_empty() {
+                tx.site_requests_close(id, &sr.closed)?;
+            }
             if sr.leave {
                 tx.site_requests_leave(id)?;
             }
