@@ -130,10 +130,16 @@ fn item(
     }
 }
 
-/// Every bounded structure for `config`, in the order `vwed limits` prints them.
+/// Every bounded structure for `config` and the default HTTP limits, in the order
+/// `vwed limits` prints them.
 pub fn items(config: &Config) -> Vec<Item> {
+    items_with_http(config, &crate::config::HttpConfig::default())
+}
+
+/// [`items`] with the HTTP API's limits of a configuration (`[http]`).
+pub fn items_with_http(config: &Config, http: &crate::config::HttpConfig) -> Vec<Item> {
     let mut out = scheduler_items(config);
-    out.extend(api_items());
+    out.extend(api_items(http));
     out.extend(store_items(config));
     out.extend(thread_items());
     out
@@ -291,8 +297,9 @@ fn store_items(_config: &Config) -> Vec<Item> {
     ]
 }
 
-/// The HTTP API with its default limits (`vwed limits` does not read a config file yet).
-fn api_items() -> Vec<Item> {
+/// The HTTP API with the limits of `http` (`[http]`).
+fn api_items(http: &crate::config::HttpConfig) -> Vec<Item> {
+    let connections = http.connections_max;
     let event = size_of::<crate::store::OutboxEvent>() + OUTBOX_EVENT_BYTES_MAX;
     vec![
         item(
@@ -305,14 +312,15 @@ fn api_items() -> Vec<Item> {
         ),
         item(
             "http request bodies",
-            HTTP_CONNECTIONS_MAX,
+            connections,
             "bodies",
-            REQUEST_BODY_BYTES_MAX,
-            "one body of at most REQUEST_BODY_BYTES_MAX per connection (HTTP_CONNECTIONS_MAX)",
+            http.body_bytes_max,
+            "one body of at most body_bytes_max (REQUEST_BODY_BYTES_MAX) per connection \
+             (connections_max, HTTP_CONNECTIONS_MAX)",
         ),
         item(
             "event stream pages",
-            HTTP_CONNECTIONS_MAX * SSE_REPLAY_PAGE,
+            connections * SSE_REPLAY_PAGE,
             "events",
             event,
             "an /api/events stream holds one replay page of SSE_REPLAY_PAGE events; every \
@@ -320,7 +328,7 @@ fn api_items() -> Vec<Item> {
         ),
         item(
             "site events of a write",
-            HTTP_CONNECTIONS_MAX * SITE_EVENTS_PER_WRITE_MAX,
+            connections * SITE_EVENTS_PER_WRITE_MAX,
             "events",
             event,
             "each site write (one per connection) keeps at most SITE_EVENTS_PER_WRITE_MAX events \

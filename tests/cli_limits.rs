@@ -84,3 +84,40 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
+
+#[test]
+fn a_config_file_changes_the_budget_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    std::fs::write(
+        &path,
+        "[scheduler]\nruns_active_max = 256\n[http]\nconnections_max = 64\n",
+    )
+    .unwrap();
+    let out = vwed(&["limits", "--config", path.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let big: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let default = budget();
+    let total = |b: &serde_json::Value| b["total_bytes"].as_u64().unwrap();
+    assert!(
+        total(&big) > total(&default),
+        "more slots and connections cost more"
+    );
+    let bodies = |b: &serde_json::Value| {
+        b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "http request bodies")
+            .unwrap()["capacity"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((bodies(&default), bodies(&big)), (32, 64));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[scheduler]\nruns_active_max = 0\n").unwrap();
+    let out = vwed(&["limits", "--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scheduler.runs_active_max"));
+    assert_eq!(vwed(&["limits", "--config"]).status.code(), Some(2));
+}

@@ -1,9 +1,9 @@
-//! `vwed limits [--json]`: prints the memory budget of the default configuration
-//! ([`crate::budget`]): each bounded structure, its capacity, bytes per element and total.
+//! `vwed limits [--config FILE] [--json]`: prints the memory budget ([`crate::budget`]) of the
+//! default configuration, or of FILE's `[scheduler]` and `[http]` limits (with `VWED_*`
+//! overrides): each bounded structure, its capacity, bytes per element and total.
 
 use super::UsageError;
 use crate::budget::{self, Item};
-use crate::scheduler::Config;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -15,13 +15,29 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
     let mut json = false;
-    for arg in args {
+    let mut file = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
         match arg.as_str() {
             "--json" => json = true,
+            "--config" => {
+                let path = it
+                    .next()
+                    .ok_or_else(|| UsageError("--config needs a value".into()))?;
+                file = Some(std::path::PathBuf::from(path));
+            }
             other => return Err(UsageError(format!("limits: unknown argument {other}"))),
         }
     }
-    let items = budget::items(&Config::default());
+    let env = |k: &str| std::env::var(k).ok();
+    let config = match crate::config::load(file.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vwed limits: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let items = budget::items_with_http(&config.scheduler, &config.http);
     let total = budget::total_bytes(&items);
     let text = if json {
         format!("{}\n", to_json(&items, total))

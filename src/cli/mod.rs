@@ -23,7 +23,7 @@ usage:
                                          run one definition on a temporary store
   vwed bench [--tasks N] [--concurrency C] [--delay-ms D] [--data DIR] [--json]
                                          push N small flows through the scheduler and SQLite
-  vwed limits [--json]                   print the memory budget: every bound and its total
+  vwed limits [--config FILE] [--json]   print the memory budget: every bound and its total
   vwed sim-core --listen ADDR [--config FILE]   serve the simulated fleet over the RDSCore HTTP API
   vwed --version
 ";
