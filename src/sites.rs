@@ -203,11 +203,6 @@ impl SiteOp {
             _ => false,
         }
     }
-
-    /// Heap bytes held (for the waiter bound's budget).
-    pub fn approx_bytes(&self) -> usize {
-        serde_json::to_string(self).map_or(0, |s| s.len())
-    }
 }
 
 /// The answer to a [`SiteOp`].

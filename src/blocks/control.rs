@@ -2,7 +2,7 @@
 //! delays and try/catch. Each kind is a unit struct implementing [`Behaviour`] plus its
 //! [`KindSpec`] entry.
 
-use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T, TRY_PHASE};
+use super::{single, Behaviour, Family, KindSpec, ParamSpec, ParamType as T, TRY_PHASE};
 use crate::engine::{Action, Cx, Fork, Frame, LogLevel, Raise, Raised, Wait};
 use crate::flow::model::{Block, Branch};
 use crate::limits::{PARALLEL_REPEAT_MAX, REPEAT_NUM_MAX};
@@ -16,12 +16,6 @@ pub const STOP_OTHER_BRANCH_DELAY_MS: i64 = 1_000;
 pub const PARALLEL_REPEAT_STAGGER_MS: i64 = 50;
 
 const DEFAULT: &[Branch] = &[Branch::Default];
-
-fn single(key: &str, value: Value) -> Map {
-    let mut map = Map::new();
-    map.insert(key.to_string(), value);
-    map
-}
 
 // ----- RootBp, SerialFlowBp -------------------------------------------------------------------
 

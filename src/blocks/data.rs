@@ -1,21 +1,10 @@
 //! Variable and data blocks (spec §3.4, plus `TaskStateBp` of §3.5): task variables, the task
 //! log, the state description, the global data cache, JSON conversion, ids, time and MD5.
 
-use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
+use super::{done_with, Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
 use crate::engine::{Action, Cx, LogLevel, Raise};
-use crate::value::{self, Map, Value};
+use crate::value::{self, Value};
 use md5::{Digest, Md5};
-
-fn single(key: &str, value: Value) -> Map {
-    let mut map = Map::new();
-    map.insert(key.to_string(), value);
-    map
-}
-
-fn done_with(cx: &mut Cx<'_>, key: &str, value: Value) -> Result<Action, Raise> {
-    cx.set_outputs(single(key, value))?;
-    Ok(Action::Done)
-}
 
 fn required_any(cx: &Cx<'_>, name: &str) -> Result<Value, Raise> {
     cx.any_param(name)

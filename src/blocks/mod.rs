@@ -20,6 +20,7 @@ pub use sites::LOCK_RETRY_MS;
 
 use crate::engine::{Action, Cx, Frame, Raise};
 use crate::flow::model::{Block, Branch};
+use crate::value::{Map, Value};
 
 /// How a parameter's value is converted (spec §2.2); used by the compile step to check `Simple`
 /// values and by blocks to read them.
@@ -169,6 +170,29 @@ impl KindSpec {
             || (self.family == Family::Robot
                 && (name.starts_with("var_") || name.starts_with("custom_")))
     }
+}
+
+/// `{key: value}`: the outputs of a block with one output.
+fn single(key: &str, value: Value) -> Map {
+    let mut map = Map::new();
+    map.insert(key.to_string(), value);
+    map
+}
+
+/// Sets `outputs` as `blocks.<name>` and ends the block.
+fn done_with_outputs(cx: &mut Cx<'_>, outputs: Map) -> Result<Action, Raise> {
+    cx.set_outputs(outputs)?;
+    Ok(Action::Done)
+}
+
+/// Ends the block with the one output `key`.
+fn done_with(cx: &mut Cx<'_>, key: &str, value: Value) -> Result<Action, Raise> {
+    done_with_outputs(cx, single(key, value))
+}
+
+/// A string parameter that is not blank: RDS forms send "" or spaces for "not given".
+fn nonblank(cx: &Cx<'_>, name: &str) -> Option<String> {
+    cx.str_param(name).filter(|s| !s.trim().is_empty())
 }
 
 /// `TryCatchBp` frame phase while its `try` branch runs: only then does it catch failures.

@@ -3,11 +3,11 @@
 //! (`POST /api/releaseWaitPassBlock` sets the data cache key `waitPass_<agvId>`). Re-reads are
 //! timer waits at the spec's intervals (a bounded rate), never a loop inside a step.
 
-use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
+use super::{nonblank, single, Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
 use crate::engine::{Action, Cx, LogLevel, Raise, Wait};
 use crate::fleet::ops::{FleetOp, FleetReply};
 use crate::fleet::RobotView;
-use crate::value::{self, Map, Value};
+use crate::value::{self, Value};
 
 /// `ReadDIBp` tries again this often while the robot or its DI is missing (RDS: 500 ms).
 pub const READ_DI_RETRY_MS: i64 = 500;
@@ -20,12 +20,8 @@ pub const READ_DI_WAIT_INTERVAL_MS: i64 = 1_000;
 const SLEEPING: u8 = 0;
 const READING: u8 = 1;
 
-fn text(cx: &Cx<'_>, name: &str) -> Option<String> {
-    cx.str_param(name).filter(|s| !s.trim().is_empty())
-}
-
 fn required(cx: &Cx<'_>, name: &str, code: &str) -> Result<String, Raise> {
-    text(cx, name).ok_or_else(|| Raise::Failure(format!("{code}: parameter {name} is empty")))
+    nonblank(cx, name).ok_or_else(|| Raise::Failure(format!("{code}: parameter {name} is empty")))
 }
 
 fn robot_reply(cx: &mut Cx<'_>) -> Result<Option<Box<RobotView>>, Raise> {
@@ -66,12 +62,6 @@ fn kept(cx: &Cx<'_>, key: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()
-}
-
-fn single(key: &str, v: Value) -> Map {
-    let mut map = Map::new();
-    map.insert(key.into(), v);
-    map
 }
 
 // ----- ReadDIBp ------------------------------------------------------------------------------

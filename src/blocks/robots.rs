@@ -5,7 +5,9 @@
 //! comes back through [`Cx::take_fleet_reply`]. Order and action ids derive from the run and
 //! the block record number, so after a crash the same ids reach the fleet again.
 
-use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
+use super::{
+    done_with_outputs, nonblank, single, Behaviour, Family, KindSpec, ParamSpec, ParamType as T,
+};
 use crate::engine::{Action, Cx, LogLevel, Raise, Wait};
 use crate::fleet::ops::{FleetOp, FleetReply};
 use crate::fleet::{ActionSpec, OrderSpec};
@@ -49,21 +51,6 @@ fn ask(op: FleetOp) -> Result<Action, Raise> {
     Ok(Action::Wait(Wait::Fleet(Box::new(op))))
 }
 
-fn text(cx: &Cx<'_>, name: &str) -> Option<String> {
-    cx.str_param(name).filter(|s| !s.trim().is_empty())
-}
-
-fn done_with(cx: &mut Cx<'_>, outputs: Map) -> Result<Action, Raise> {
-    cx.set_outputs(outputs)?;
-    Ok(Action::Done)
-}
-
-fn single(key: &str, v: Value) -> Map {
-    let mut map = Map::new();
-    map.insert(key.into(), v);
-    map
-}
-
 /// The answer to the block's fleet op; refusals fail the block, an error answer ends it.
 fn answer(cx: &mut Cx<'_>) -> Result<FleetReply, Raise> {
     match cx.take_fleet_reply() {
@@ -102,7 +89,7 @@ impl SelectAgv {
 
 impl Behaviour for SelectAgv {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        let key_route = text(cx, "keyRoute")
+        let key_route = nonblank(cx, "keyRoute")
             .ok_or_else(|| Raise::EndError("keyRouteEmpty: parameter keyRoute is empty".into()))?;
         let priority = cx.long_param("priority")?.unwrap_or(1);
         // RDS: the order's priority also becomes the task's (1 when absent; §8 Q20, kept, and
@@ -112,16 +99,16 @@ impl Behaviour for SelectAgv {
             id: format!("o-{}-{}", cx.run_id(), cx.seq()),
             external_id: cx.run_id().to_string(),
             priority,
-            vehicle: text(cx, "vehicle"),
-            group: text(cx, "group"),
-            label: text(cx, "tag"),
+            vehicle: nonblank(cx, "vehicle"),
+            group: nonblank(cx, "group"),
+            label: nonblank(cx, "tag"),
             key_route: key_route
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            key_task: text(cx, "keyTask"),
-            key_goods_id: text(cx, "keyGoodsId"),
+            key_task: nonblank(cx, "keyTask"),
+            key_goods_id: nonblank(cx, "keyGoodsId"),
         };
         cx.keep(serde_json::to_value(&order).unwrap_or(Value::Null))?;
         cx.frame().phase = SELECTING;
@@ -189,15 +176,15 @@ fn action_for(cx: &Cx<'_>, block_id: String, location: String) -> Result<ActionS
     let mut action = ActionSpec {
         block_id,
         location,
-        goods_id: text(cx, "goodsId"),
-        post_action: text(cx, "postAction"),
+        goods_id: nonblank(cx, "goodsId"),
+        post_action: nonblank(cx, "postAction"),
         ..ActionSpec::default()
     };
-    let Some(script) = text(cx, "scriptName") else {
+    let Some(script) = nonblank(cx, "scriptName") else {
         return Ok(action);
     };
     if script == "CustomCommand" {
-        let custom = |n: &str| text(cx, n);
+        let custom = |n: &str| nonblank(cx, n);
         if custom("custom_customCommandType").as_deref() == Some("Script") {
             action.operation = Some("script".into());
             action.script_name = custom("custom_scriptName");
@@ -305,7 +292,7 @@ impl Operate {
     fn op(&self, cx: &Cx<'_>) -> Result<FleetOp, Raise> {
         let order = current_order(cx)?;
         if self.mode == Mode::Monitor {
-            let block_id = text(cx, "blockId")
+            let block_id = nonblank(cx, "blockId")
                 .ok_or_else(|| Raise::Failure("blockIdEmpty: parameter blockId is empty".into()))?;
             return Ok(FleetOp::Monitor {
                 order,
@@ -313,7 +300,7 @@ impl Operate {
                 failure_reported: false,
             });
         }
-        let target = text(cx, "targetSiteLabel").ok_or_else(|| {
+        let target = nonblank(cx, "targetSiteLabel").ok_or_else(|| {
             Raise::EndError("emptyTargetSite: parameter targetSiteLabel is empty".into())
         })?;
         // The same id after a restart (spec §8 Q14: RDS sends CAgvSendOperationBp again with a
@@ -422,10 +409,10 @@ impl Behaviour for Operate {
                 if let Some(at) = notice_failed(&op) {
                     out.insert("noticeFailed".into(), at);
                 }
-                done_with(cx, out)
+                done_with_outputs(cx, out)
             }
             FleetReply::Sent { block_id } => {
-                done_with(cx, single("blockId", Value::String(block_id)))
+                done_with_outputs(cx, single("blockId", Value::String(block_id)))
             }
             FleetReply::ActionFailed { reason } => wait_for_operator(cx, op, &reason),
             FleetReply::Stopped { reason } => Err(stopped(order_id(&op), &reason)),
@@ -483,28 +470,28 @@ struct Combined;
 
 impl Behaviour for Combined {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        let from = text(cx, "fromLoc")
+        let from = nonblank(cx, "fromLoc")
             .ok_or_else(|| Raise::EndError("fromLocEmpty: parameter fromLoc is empty".into()))?;
-        let to = text(cx, "toLoc")
+        let to = nonblank(cx, "toLoc")
             .ok_or_else(|| Raise::EndError("toLocEmpty: parameter toLoc is empty".into()))?;
         let id = format!("o-{}-{}", cx.run_id(), cx.seq());
         let order = OrderSpec {
             id: id.clone(),
             external_id: cx.run_id().to_string(),
             priority: 1,
-            vehicle: text(cx, "vehicle"),
-            group: text(cx, "group"),
-            label: text(cx, "tag"),
+            vehicle: nonblank(cx, "vehicle"),
+            group: nonblank(cx, "group"),
+            label: nonblank(cx, "tag"),
             key_route: vec![from.clone()],
             key_task: None,
-            key_goods_id: text(cx, "goodsId"),
+            key_goods_id: nonblank(cx, "goodsId"),
         };
         let leg = |suffix: &str, location: String, operation: &str, post: &str| ActionSpec {
             block_id: format!("{id}-{suffix}"),
             location,
             operation: Some(operation.into()),
-            goods_id: text(cx, "goodsId"),
-            post_action: text(cx, post),
+            goods_id: nonblank(cx, "goodsId"),
+            post_action: nonblank(cx, post),
             ..ActionSpec::default()
         };
         let op = FleetOp::Combined {
@@ -530,7 +517,7 @@ impl Behaviour for Combined {
                 if let Some(at) = notice_failed(&op) {
                     out.insert("noticeFailed".into(), at);
                 }
-                done_with(cx, out)
+                done_with_outputs(cx, out)
             }
             FleetReply::Sent { .. } => Ok(Action::Done),
             FleetReply::ActionFailed { reason } => wait_for_operator(cx, op, &reason),
@@ -567,7 +554,7 @@ struct RobotStatus {
 
 impl Behaviour for RobotStatus {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        let vehicle = text(cx, "vehicle")
+        let vehicle = nonblank(cx, "vehicle")
             .ok_or_else(|| Raise::Failure("vehicleIDEmpty: parameter vehicle is empty".into()))?;
         cx.keep(Value::String(vehicle.clone()))?;
         ask(FleetOp::Robot { vehicle })
@@ -581,7 +568,7 @@ impl Behaviour for RobotStatus {
             let level = robot
                 .and_then(|r| value::double(r.battery_level))
                 .unwrap_or(Value::Null);
-            return done_with(cx, single("batteryLevel", level));
+            return done_with_outputs(cx, single("batteryLevel", level));
         }
         let Some(robot) = robot else {
             let v = cx.own_data().as_str().unwrap_or_default().to_string();
@@ -589,7 +576,7 @@ impl Behaviour for RobotStatus {
         };
         let mut out = single("station", Value::String(robot.station));
         out.insert("lastStation".into(), Value::String(robot.last_station));
-        done_with(cx, out)
+        done_with_outputs(cx, out)
     }
 }
 

@@ -4,10 +4,10 @@
 //! polling loop here; only `SetSiteLockedBp` with `retryTimes` keeps RDS's attempt clock
 //! (`LOCK_RETRY_MS` between attempts).
 
-use super::{Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
+use super::{done_with, Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
 use crate::engine::{Action, Cx, LogLevel, Raise, Wait};
 use crate::sites::{IdleFilter, SiteOp, SiteReply};
-use crate::value::{self, Map, Value};
+use crate::value::{self, Value};
 
 /// Pause between `SetSiteLockedBp` attempts when `retryTimes` is given (RDS: 2 s, spec §3.7);
 /// with `retryTimes` = n the block gives up after n attempts, about 2n s.
@@ -44,13 +44,6 @@ fn unexpected(reply: &SiteReply) -> Raise {
     Raise::Failure(format!(
         "unexpected answer to the site operation: {reply:?}"
     ))
-}
-
-fn done_with(cx: &mut Cx<'_>, key: &str, v: Value) -> Result<Action, Raise> {
-    let mut map = Map::new();
-    map.insert(key.to_string(), v);
-    cx.set_outputs(map)?;
-    Ok(Action::Done)
 }
 
 /// A string parameter; an empty string counts as not given (RDS forms send "" for blank).
