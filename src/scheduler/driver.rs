@@ -9,7 +9,7 @@ use super::persist::{run_events, status_for, StatusChange, StepWrite};
 use super::ready::Ready;
 use super::timers::{TimerKey, Timers};
 use super::{Command, RunEvent, RunEventKind, Shared};
-use crate::engine::{self, Effect, EffectKind, Event, Outcome, RunState};
+use crate::engine::{self, Effect, EffectKind, Event, Outcome, Reply, RunState};
 use crate::flow::model::Flow;
 use crate::limits::{
     CONTROL_LOADS_MAX, DRIVER_EXTRA_INFLIGHT_MAX, FIBERS_MAX, RUN_EVENTS_QUEUED_MAX,
@@ -485,6 +485,25 @@ impl Driver {
                 events,
             }))
         }));
+    }
+
+    /// Gives a loaded run the answer to its site or fleet operation (`Event::Reply`).
+    pub(super) fn deliver(&mut self, run: &str, fiber: u32, token: u64, reply: Reply) {
+        let Some(slot) = self.slots.get_mut(run) else {
+            return;
+        };
+        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
+            // Cannot happen (one event per fiber wait). A site answer stays in the store and
+            // the run asks again when it is next loaded.
+            log::error!("run {run}: event queue full; answer dropped");
+            return;
+        }
+        slot.events.push_back(Event::Reply {
+            fiber,
+            token,
+            reply,
+        });
+        self.kick(run);
     }
 
     fn committed(&mut self, commit: Commit) {

@@ -5,10 +5,9 @@
 //! loaded). A run that ends has its unfinished orders terminated.
 
 use super::driver::{Completion, Driver};
-use crate::engine::{Event, Reply};
+use crate::engine::Reply;
 use crate::fleet::ops::{execute, FleetOp, FleetReply};
 use crate::fleet::Fleet;
-use crate::limits::RUN_EVENTS_QUEUED_MAX;
 use crate::store::Store;
 use futures_util::stream::FuturesUnordered;
 use std::collections::HashMap;
@@ -163,19 +162,7 @@ impl Driver {
         let Some(reply) = done.reply else {
             return;
         };
-        let Some(slot) = self.slots.get_mut(&done.run) else {
-            return;
-        };
-        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
-            log::error!("run {}: event queue full; fleet answer dropped", done.run);
-            return;
-        }
-        slot.events.push_back(Event::Reply {
-            fiber: done.fiber,
-            token: done.token,
-            reply: Reply::Fleet(reply),
-        });
-        self.kick(&done.run);
+        self.deliver(&done.run, done.fiber, done.token, Reply::Fleet(reply));
     }
 
     /// Stops the unfinished fleet orders of a run that ended (a stop during travel stops the

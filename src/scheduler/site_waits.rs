@@ -11,8 +11,8 @@
 //! finds the kept answer. Nothing here runs while nothing changes: there is no polling.
 
 use super::driver::{Completion, Driver, Slot};
-use crate::engine::{EffectKind, Event, FiberState};
-use crate::limits::{RUN_EVENTS_QUEUED_MAX, STORE_RETRY_MS};
+use crate::engine::{EffectKind, FiberState, Reply};
+use crate::limits::STORE_RETRY_MS;
 use crate::sites::{SiteOp, SiteReply};
 use crate::store::{OutboxEvent, Served, SiteChanges, SiteRequest, StoreError, Submitted};
 use std::collections::VecDeque;
@@ -138,26 +138,7 @@ impl Driver {
             Submitted::Waiting => return self.park_if_only_sites(&run),
             Submitted::Dropped => return,
         };
-        self.deliver(&run, fiber, token, reply);
-    }
-
-    /// Gives a loaded run the answer to its site operation.
-    fn deliver(&mut self, run: &str, fiber: u32, token: u64, reply: SiteReply) {
-        let Some(slot) = self.slots.get_mut(run) else {
-            return;
-        };
-        if slot.events.len() >= RUN_EVENTS_QUEUED_MAX {
-            // Cannot happen (one event per fiber wait); the answer stays in the store and the
-            // run asks again when it is next loaded.
-            log::error!("run {run}: event queue full; site answer left for its next load");
-            return;
-        }
-        slot.events.push_back(Event::Reply {
-            fiber,
-            token,
-            reply: crate::engine::Reply::Site(reply),
-        });
-        self.kick(run);
+        self.deliver(&run, fiber, token, Reply::Site(reply));
     }
 
     /// Unloads run `id` when all it does is wait for site waiters (no timer, nothing ready,
@@ -237,7 +218,7 @@ impl Driver {
         for s in served {
             match self.slots.get(&s.run_id) {
                 Some(slot) if slot.state.is_some() => {
-                    self.deliver(&s.run_id, s.fiber, s.token, s.reply)
+                    self.deliver(&s.run_id, s.fiber, s.token, Reply::Site(s.reply))
                 }
                 // Loading: its first step asks again and finds the kept answer.
                 Some(_) => {}
