@@ -178,6 +178,8 @@ pub fn compile(raw: &RawDefinition) -> Compiled {
     }
     let diagnostics = diags.finish();
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    let uses = |family| blocks.iter().any(|b: &Block| b.kind.family == family);
+    let (uses_sites, uses_robots) = (uses(Family::Site), uses(Family::Robot));
     let flow = (!has_errors).then(|| Flow {
         id: raw.id.clone().unwrap_or_else(|| raw.label.clone()),
         label: raw.label.clone(),
@@ -186,6 +188,8 @@ pub fn compile(raw: &RawDefinition) -> Compiled {
         blocks,
         periodic,
         release: ReleasePolicy::from_flags(raw.release_sites, raw.release_always),
+        uses_sites,
+        uses_robots,
     });
     Compiled { flow, diagnostics }
 }

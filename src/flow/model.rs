@@ -179,15 +179,13 @@ pub struct Flow {
     pub blocks: Vec<Block>,
     pub periodic: Option<Periodic>,
     pub release: ReleasePolicy,
+    /// Some block is a site block: steps keep the site wait queue's rows.
+    pub uses_sites: bool,
+    /// Some block is a robot block: an ended run's fleet orders are terminated.
+    pub uses_robots: bool,
 }
 
 impl Flow {
-    /// Whether any block belongs to `family` (site blocks need the site wait queue's
-    /// bookkeeping, robot blocks the fleet's).
-    pub fn uses(&self, family: crate::blocks::Family) -> bool {
-        self.blocks.iter().any(|b| b.kind.family == family)
-    }
-
     /// The block at `idx`.
     pub fn block(&self, idx: BlockIdx) -> &Block {
         &self.blocks[idx as usize]

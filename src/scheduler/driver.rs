@@ -570,10 +570,7 @@ impl Driver {
         }
         let current = slot.status;
         super::control::answer_ready(&mut slot.waiters, current, settled);
-        let robots = slot
-            .flow
-            .as_ref()
-            .is_some_and(|f| f.uses(crate::blocks::Family::Robot));
+        let robots = slot.flow.as_ref().is_some_and(|f| f.uses_robots);
         for (fiber, token, op) in site_effects {
             self.submit_site_op(&id, fiber, token, *op);
         }

@@ -208,7 +208,7 @@ impl StepWrite {
             Some(Outcome::Paused | Outcome::Interrupted { .. })
         );
         // A flow without site blocks never has site requests: no statements for them.
-        let sites = flow.uses(crate::blocks::Family::Site);
+        let sites = flow.uses_sites;
         let site_requests = SiteRequests {
             closed: if leave || !sites {
                 Vec::new()
