@@ -65,6 +65,7 @@ struct Candidate {
     fair_key: Option<String>,
     attempts: u64,
     priority: i64,
+    created_ms: i64,
 }
 
 /// A serve pass in progress.
@@ -105,22 +106,39 @@ pub struct Served {
 const WAITER_COLUMNS: &str =
     "id, run_id, fiber, token, priority, block, op, fair_key, attempts, created_ms";
 
-fn waiter_from_row(r: &Row<'_>) -> rusqlite::Result<SiteWaiter> {
-    let op: String = r.get(6)?;
-    let op = serde_json::from_str(&op).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-    })?;
-    Ok(SiteWaiter {
+/// A row of `WAITER_COLUMNS`, its op unparsed.
+fn candidate_from_row(r: &Row<'_>) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
         id: r.get(0)?,
         task_id: r.get(1)?,
         fiber: r.get(2)?,
         token: r.get::<_, i64>(3)? as u64,
         priority: r.get(4)?,
         block: r.get(5)?,
-        op,
+        op: r.get(6)?,
         fair_key: r.get(7)?,
         attempts: r.get::<_, i64>(8)? as u64,
         created_ms: r.get(9)?,
+    })
+}
+
+/// A row of `WAITER_COLUMNS` with its op parsed.
+fn waiter_from_row(r: &Row<'_>) -> rusqlite::Result<SiteWaiter> {
+    let c = candidate_from_row(r)?;
+    let op = serde_json::from_str(&c.op).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(SiteWaiter {
+        id: c.id,
+        task_id: c.task_id,
+        fiber: c.fiber,
+        token: c.token,
+        priority: c.priority,
+        block: c.block,
+        op,
+        fair_key: c.fair_key,
+        attempts: c.attempts,
+        created_ms: c.created_ms,
     })
 }
 
@@ -358,14 +376,13 @@ impl Tx<'_> {
         let ids: Vec<&str> = pass.states.iter().map(|s| s.site_id.as_str()).collect();
         let groups: Vec<&str> = pass.states.iter().map(|s| s.group_name.as_str()).collect();
         let (after_priority, after_id) = after.unwrap_or((i64::MAX, 0));
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, run_id, fiber, token, block, op, fair_key, attempts, priority \
-             FROM site_request WHERE reply IS NULL \
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {WAITER_COLUMNS} FROM site_request WHERE reply IS NULL \
              AND (priority < ?5 OR (priority = ?5 AND id > ?6)) AND (?1 OR ( \
              (site_key IS NULL OR site_key IN (SELECT value FROM json_each(?2))) \
              AND (group_key IS NULL OR group_key IN (SELECT value FROM json_each(?3))))) \
-             ORDER BY priority DESC, id LIMIT ?4",
-        )?;
+             ORDER BY priority DESC, id LIMIT ?4"
+        ))?;
         let rows = stmt.query_map(
             params![
                 pass.all,
@@ -375,19 +392,7 @@ impl Tx<'_> {
                 after_priority,
                 after_id,
             ],
-            |r| {
-                Ok(Candidate {
-                    id: r.get(0)?,
-                    task_id: r.get(1)?,
-                    fiber: r.get(2)?,
-                    token: r.get::<_, i64>(3)? as u64,
-                    block: r.get(4)?,
-                    op: r.get(5)?,
-                    fair_key: r.get(6)?,
-                    attempts: r.get::<_, i64>(7)? as u64,
-                    priority: r.get(8)?,
-                })
-            },
+            candidate_from_row,
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
