@@ -20,31 +20,14 @@ fn one(ty: &str, params: Value) -> Harness {
 }
 
 fn asked(h: &Harness) -> FleetOp {
-    let ops: Vec<FleetOp> = h
-        .pending
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EffectKind::Fleet(op) => Some(op.as_ref().clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(ops.len(), 1, "pending: {:?}", h.pending);
-    ops.into_iter().next().unwrap()
+    match h.operation() {
+        EffectKind::Fleet(op) => op.as_ref().clone(),
+        other => panic!("not a fleet op: {other:?}"),
+    }
 }
 
 fn answer(h: &mut Harness, reply: FleetReply) -> Outcome {
-    let i = h
-        .pending
-        .iter()
-        .position(|e| matches!(e.kind, EffectKind::Fleet(_)))
-        .expect("a fleet op pending");
-    let e = h.pending.remove(i);
-    h.event(Event::Reply {
-        fiber: e.fiber,
-        token: e.token,
-        reply: Reply::Fleet(reply),
-    })
-    .clone()
+    h.reply(Reply::Fleet(reply))
 }
 
 fn failed_with(outcome: &Outcome, code: i32, text: &str) {

@@ -16,31 +16,14 @@ fn one(ty: &str, params: Value) -> Harness {
 
 /// The site op the run waits for (exactly one pending).
 fn asked(h: &Harness) -> SiteOp {
-    let ops: Vec<SiteOp> = h
-        .pending
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EffectKind::Site(op) => Some(op.as_ref().clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(ops.len(), 1, "pending: {:?}", h.pending);
-    ops.into_iter().next().unwrap()
+    match h.operation() {
+        EffectKind::Site(op) => op.as_ref().clone(),
+        other => panic!("not a site op: {other:?}"),
+    }
 }
 
 fn answer(h: &mut Harness, reply: SiteReply) -> Outcome {
-    let i = h
-        .pending
-        .iter()
-        .position(|e| matches!(e.kind, EffectKind::Site(_)))
-        .expect("a site op pending");
-    let e = h.pending.remove(i);
-    h.event(Event::Reply {
-        fiber: e.fiber,
-        token: e.token,
-        reply: Reply::Site(reply),
-    })
-    .clone()
+    h.reply(Reply::Site(reply))
 }
 
 fn interrupted_with(outcome: &Outcome, text: &str) {

@@ -118,6 +118,35 @@ impl Harness {
         true
     }
 
+    /// The one pending site or fleet operation (panics unless exactly one is pending).
+    pub fn operation(&self) -> &EffectKind {
+        let ops: Vec<&EffectKind> = self
+            .pending
+            .iter()
+            .map(|e| &e.kind)
+            .filter(|k| k.until_ms().is_none())
+            .collect();
+        assert_eq!(ops.len(), 1, "pending: {:?}", self.pending);
+        ops[0]
+    }
+
+    /// Answers the pending site or fleet operation with `reply`.
+    pub fn reply(&mut self, reply: Reply) -> Outcome {
+        let i = self
+            .pending
+            .iter()
+            .position(|e| e.kind.until_ms().is_none())
+            .expect("an operation pending");
+        let e = self.pending.remove(i);
+        let (fiber, token) = (e.fiber, e.token);
+        self.event(Event::Reply {
+            fiber,
+            token,
+            reply,
+        })
+        .clone()
+    }
+
     /// Drives the run until it ends, pauses or is interrupted.
     pub fn drive(&mut self) -> Outcome {
         for _ in 0..100_000 {
