@@ -25,4 +25,6 @@ pub mod server;
 pub mod sites;
 pub mod store;
 pub mod tasks;
+#[cfg(test)]
+pub(crate) mod test_net;
 pub mod value;

@@ -305,6 +305,7 @@ async fn read_body(mut body: Incoming, max: usize) -> Result<Vec<u8>, ClientErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_net::{read_some, write_all};
     use hyper::service::service_fn;
     use hyper::Response;
     use serde_json::{json, Value};
@@ -444,29 +445,6 @@ mod tests {
         .await;
         assert_eq!(err, ClientError::TooLarge { limit: CAP });
         assert!(err.to_string().contains("1000-byte limit"), "{err}");
-    }
-
-    /// Reads what has arrived (0 at the end of the stream). `tokio`'s io-util is not enabled.
-    async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> usize {
-        loop {
-            stream.readable().await.unwrap();
-            match stream.try_read(buf) {
-                Ok(n) => return n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return 0,
-            }
-        }
-    }
-
-    async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            stream.writable().await.unwrap();
-            match stream.try_write(bytes) {
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(_) => return,
-            }
-        }
     }
 
     /// A chunked answer announces no length: the running count refuses it.

@@ -2,6 +2,7 @@
 //! reads each HTTP/1.1 request by hand, records it and answers a canned JSON per request.
 
 use super::*;
+use crate::test_net::{read_some, write_all};
 use std::future::Future;
 use std::sync::Mutex;
 use tokio::net::{TcpListener, TcpStream};
@@ -23,29 +24,6 @@ fn ok() -> Canned {
 
 fn answer(status: u16, body: Value) -> Canned {
     (status, body.to_string())
-}
-
-/// Reads what has arrived (0 at the end). `tokio`'s io-util feature is not enabled.
-async fn read_some(stream: &TcpStream, buf: &mut [u8]) -> usize {
-    loop {
-        stream.readable().await.unwrap();
-        match stream.try_read(buf) {
-            Ok(n) => return n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return 0,
-        }
-    }
-}
-
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        stream.writable().await.unwrap();
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
-        }
-    }
 }
 
 fn content_length(head: &str) -> usize {
