@@ -406,22 +406,28 @@ fn a_version_1_database_upgrades_to_the_current_version_with_data_intact() {
     );
 }
 
-#[test]
-fn a_version_2_database_gets_the_event_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = opts(&dir);
-    let s = inline(&dir);
+/// A store with ten tasks made to look like schema `version` (`undo` drops what the steps
+/// after it added besides the site tables), then opened again: upgraded to `SCHEMA_VERSION`.
+fn upgraded_from(dir: &tempfile::TempDir, version: i64, undo: &str) -> Store {
+    let s = inline(dir);
     ten_tasks(&s);
     s.close();
     drop(s);
-    let conn = rusqlite::Connection::open(&o.path).unwrap();
-    conn.execute_batch("DROP TABLE event_outbox").unwrap();
+    let conn = rusqlite::Connection::open(&opts(dir).path).unwrap();
+    conn.execute_batch(undo).unwrap();
     super::tests_sites::drop_v5(&conn);
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", version).unwrap();
     drop(conn);
-    let s = inline(&dir);
-    let version = s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap();
-    assert_eq!(version, SCHEMA_VERSION.to_string());
+    let s = inline(dir);
+    let now = s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap();
+    assert_eq!(now, SCHEMA_VERSION.to_string());
+    s
+}
+
+#[test]
+fn a_version_2_database_gets_the_event_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = upgraded_from(&dir, 2, "DROP TABLE event_outbox");
     let e = s
         .write_blocking(|tx| tx.outbox_append("task", Some("t"), "{}", 1))
         .unwrap();
@@ -436,19 +442,7 @@ fn a_version_2_database_gets_the_event_outbox() {
 #[test]
 fn a_version_3_database_gets_webhook_cursors() {
     let dir = tempfile::tempdir().unwrap();
-    let o = opts(&dir);
-    let s = inline(&dir);
-    ten_tasks(&s);
-    s.close();
-    drop(s);
-    let conn = rusqlite::Connection::open(&o.path).unwrap();
-    conn.execute_batch("DROP TABLE webhook_cursor").unwrap();
-    super::tests_sites::drop_v5(&conn);
-    conn.pragma_update(None, "user_version", 3).unwrap();
-    drop(conn);
-    let s = inline(&dir);
-    let version = s.read_blocking(|rx| Ok(rx.pragma("user_version"))).unwrap();
-    assert_eq!(version, SCHEMA_VERSION.to_string());
+    let s = upgraded_from(&dir, 3, "DROP TABLE webhook_cursor");
     s.write_blocking(|tx| tx.set_webhook_cursor("http://h:1/", 3))
         .unwrap();
     let got = s.read_blocking(|rx| rx.webhook_cursor("http://h:1/"));
