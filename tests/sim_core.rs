@@ -695,3 +695,28 @@ fn the_binary_needs_a_listen_address_and_a_valid_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fleet.robots"));
 }
+
+/// `gotoSitePause` / `gotoSiteResume {vehicles}`: the robot's order starts nothing while
+/// paused and goes on when resumed; bad bodies and unknown robots are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goto_site_pause_holds_the_robots_order_until_resumed() {
+    let p = Peer::start().await;
+    p.open("o1", json!([]), false);
+    p.wait_state("o1", "WAITING");
+    p.post_ok("/gotoSitePause", json!({"vehicles": ["sim-01"]}));
+    p.post_ok(
+        "/addBlocks",
+        json!({"id": "o1", "blocks": [action("a1", "B-01")], "complete": true}),
+    );
+    // At 100 m/s the 10 m move would take 100 ms.
+    std::thread::sleep(Duration::from_millis(400));
+    let order = p.order("o1");
+    assert_eq!(order["blocks"][0]["state"], "CREATED", "{order}");
+    assert_eq!(p.robot("sim-01")["rbk_report"]["current_station"], "A-01");
+    p.post_ok("/gotoSiteResume", json!({"vehicles": ["sim-01"]}));
+    p.wait_state("o1", "FINISHED");
+    assert_eq!(p.robot("sim-01")["rbk_report"]["current_station"], "B-01");
+    p.post_code("/gotoSitePause", json!({"vehicles": ["nope"]}), 50002);
+    p.bad("/gotoSiteResume", json!({}), "`vehicles`");
+    p.stop().await;
+}

@@ -214,8 +214,8 @@ enum Post<'a> {
     AddBlocks,
     MarkComplete,
     Terminate,
-    Redo,
-    ManualFinished,
+    /// `redoFailedOrder`, `manualFinished`, `gotoSitePause`, `gotoSiteResume`.
+    PerVehicle(VehicleOp),
     SetPriority,
     Dispatchable,
     SetRobotIo,
@@ -231,8 +231,10 @@ impl<'a> Post<'a> {
             ["addBlocks"] => Post::AddBlocks,
             ["markComplete"] => Post::MarkComplete,
             ["terminate"] => Post::Terminate,
-            ["redoFailedOrder"] => Post::Redo,
-            ["manualFinished"] => Post::ManualFinished,
+            ["redoFailedOrder"] => Post::PerVehicle(VehicleOp::Redo),
+            ["manualFinished"] => Post::PerVehicle(VehicleOp::ManualFinished),
+            ["gotoSitePause"] => Post::PerVehicle(VehicleOp::Pause),
+            ["gotoSiteResume"] => Post::PerVehicle(VehicleOp::Resume),
             ["setPriority"] => Post::SetPriority,
             ["dispatchable"] => Post::Dispatchable,
             ["setRobotIO"] => Post::SetRobotIo,
@@ -300,8 +302,7 @@ async fn post(core: &Core, call: Post<'_>, body: &Obj) -> Answer {
         Post::AddBlocks => add_blocks(core, body).await,
         Post::MarkComplete => mark_complete(core, body).await,
         Post::Terminate => terminate(core, body).await,
-        Post::Redo => per_vehicle(core, body, true).await,
-        Post::ManualFinished => per_vehicle(core, body, false).await,
+        Post::PerVehicle(op) => per_vehicle(core, body, op).await,
         Post::SetPriority => {
             let id = required(body, "id")?;
             let priority = opt_i64(body, "priority")?.unwrap_or(0);
@@ -516,18 +517,29 @@ async fn by_block(core: &Core, block: &str, action_only: bool) -> Answer {
     Err(fail(StatusCode::NOT_FOUND, CODE_NOT_FOUND, msg))
 }
 
-/// `POST /redoFailedOrder` (`redo`) or `/manualFinished {vehicles: [..]}`: each robot in turn;
-/// the first error answers and the robots after it are not tried.
-async fn per_vehicle(core: &Core, body: &Obj, redo: bool) -> Answer {
+/// A call made robot by robot with `{vehicles: [..]}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VehicleOp {
+    Redo,
+    ManualFinished,
+    Pause,
+    Resume,
+}
+
+/// `POST /redoFailedOrder`, `/manualFinished`, `/gotoSitePause` or `/gotoSiteResume
+/// {vehicles: [..]}`: each robot in turn; the first error answers and the robots after it are
+/// not tried.
+async fn per_vehicle(core: &Core, body: &Obj, op: VehicleOp) -> Answer {
     let vehicles = opt_strings(body, "vehicles")?.filter(|v| !v.is_empty());
     let Some(vehicles) = vehicles else {
         return Err(bad("missing field `vehicles`"));
     };
     for v in vehicles {
-        let done = if redo {
-            core.sim.redo_failed(&v).await
-        } else {
-            core.sim.manual_finished(&v).await
+        let done = match op {
+            VehicleOp::Redo => core.sim.redo_failed(&v).await,
+            VehicleOp::ManualFinished => core.sim.manual_finished(&v).await,
+            VehicleOp::Pause => core.sim.set_robot_paused(&v, true),
+            VehicleOp::Resume => core.sim.set_robot_paused(&v, false),
         };
         done.map_err(refused)?;
     }

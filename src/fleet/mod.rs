@@ -210,6 +210,11 @@ pub trait Fleet: Send + Sync {
     fn terminate(&self, id: &str) -> FleetFuture<()>;
     /// Stops every unfinished order opened for the task record `external_id`.
     fn terminate_for(&self, external_id: &str) -> FleetFuture<()>;
+    /// Pauses (`paused`) or resumes the unfinished orders opened for the task record
+    /// `external_id` (RDSCore `gotoSitePause`/`gotoSiteResume` for the robots serving them): a
+    /// paused order's robot stops where it is and starts nothing new until resumed. With
+    /// RDSCore an order that has no robot yet is not paused.
+    fn set_paused_for(&self, external_id: &str, paused: bool) -> FleetFuture<()>;
     /// Changes the priority of order `id` (RDSCore `setPriority`): it counts when the core
     /// picks which waiting order gets a free robot.
     fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()>;

@@ -324,23 +324,59 @@ impl Core {
         Ok(Some(raw.view()))
     }
 
-    async fn terminate_for(&self, external_id: String) -> Result<(), FleetError> {
+    /// The unfinished orders opened for `external_id`, from RDS's one page of `GET /orders`.
+    async fn open_orders_of(
+        &self,
+        name: &'static str,
+        external_id: &str,
+    ) -> Result<Vec<RawListed>, FleetError> {
         let path = format!("/orders?page=1&size={RDSCORE_ORDERS_PAGE}&orderBy=createTime");
-        let call = Call::get("terminate_for", path);
+        let call = Call::get(name, path);
         let a = self.send(&call, None).await?;
         call.accepted(&a)?;
         let page: RawOrderPage = call.json(&a)?;
+        let mut open = page.list;
+        open.retain(|o| {
+            o.external_id == external_id && !o.id.is_empty() && !state_of(&o.state).is_terminal()
+        });
+        Ok(open)
+    }
+
+    async fn terminate_for(&self, external_id: String) -> Result<(), FleetError> {
         let mut first_error = None;
-        for order in page.list {
-            let open = !state_of(&order.state).is_terminal();
-            if order.external_id == external_id && open && !order.id.is_empty() {
-                if let Err(e) = self.by_id("terminate_for", "/terminate", order.id).await {
-                    log::warn!("{e}");
-                    first_error.get_or_insert(e);
-                }
+        for order in self.open_orders_of("terminate_for", &external_id).await? {
+            if let Err(e) = self.by_id("terminate_for", "/terminate", order.id).await {
+                log::warn!("{e}");
+                first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// `gotoSitePause` / `gotoSiteResume {vehicles}` for the robots serving the task's
+    /// unfinished orders (none: no call).
+    async fn set_paused_for(&self, external_id: String, paused: bool) -> Result<(), FleetError> {
+        let name = if paused { "pause_for" } else { "resume_for" };
+        let mut vehicles: Vec<String> = (self.open_orders_of(name, &external_id).await?)
+            .into_iter()
+            .map(|o| o.vehicle)
+            .filter(|v| !v.is_empty())
+            .collect();
+        vehicles.sort();
+        vehicles.dedup();
+        if vehicles.is_empty() {
+            return Ok(());
+        }
+        let path = if paused {
+            "/gotoSitePause"
+        } else {
+            "/gotoSiteResume"
+        };
+        let call = Call::post(name, path);
+        let a = self
+            .send(&call, Some(json!({"vehicles": vehicles})))
+            .await?;
+        call.zero(&a)
     }
 
     async fn robots(&self) -> Result<Vec<RobotView>, FleetError> {
@@ -404,6 +440,11 @@ impl Fleet for RdsCoreFleet {
     fn terminate_for(&self, external_id: &str) -> FleetFuture<()> {
         let external_id = external_id.to_string();
         self.run(|core| async move { core.terminate_for(external_id).await })
+    }
+
+    fn set_paused_for(&self, external_id: &str, paused: bool) -> FleetFuture<()> {
+        let external_id = external_id.to_string();
+        self.run(|core| async move { core.set_paused_for(external_id, paused).await })
     }
 
     fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()> {

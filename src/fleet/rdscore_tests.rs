@@ -625,3 +625,55 @@ fn exists_means_exists_not_does_not_exist() {
         assert!(!says_exists(msg), "{msg}");
     }
 }
+
+#[tokio::test]
+async fn pausing_a_task_pauses_the_robots_of_its_open_orders_once() {
+    let list = json!({"list": [
+        {"id": "o-1", "externalId": "r1", "state": "RUNNING", "vehicle": "AMB-02"},
+        {"id": "o-2", "externalId": "r1", "state": "FINISHED", "vehicle": "AMB-03"},
+        {"id": "o-3", "externalId": "r2", "state": "RUNNING", "vehicle": "AMB-04"},
+        {"id": "o-4", "externalId": "r1", "state": "WAITING", "vehicle": "AMB-02"},
+        {"id": "o-5", "externalId": "r1", "state": "TOBEDISPATCHED", "vehicle": ""}
+    ]});
+    let page = list.clone();
+    let canned = move |r: &Seen| match r.method.as_str() {
+        "GET" => answer(200, page.clone()),
+        _ => answer(200, json!({"code": 0, "msg": "ok"})),
+    };
+    let (result, seen_) = with_core(canned, |f| async move {
+        f.set_paused_for("r1", true).await?;
+        f.set_paused_for("r1", false).await?;
+        f.set_paused_for("r9", true).await
+    })
+    .await;
+    assert_eq!(result, Ok(()));
+    let get = || {
+        seen(
+            "GET",
+            "/orders?page=1&size=300&orderBy=createTime",
+            Value::Null,
+        )
+    };
+    let vehicles = json!({"vehicles": ["AMB-02"]});
+    let expected = vec![
+        get(),
+        seen("POST", "/gotoSitePause", vehicles.clone()),
+        get(),
+        seen("POST", "/gotoSiteResume", vehicles),
+        get(), // r9 has no open order: no call
+    ];
+    assert_eq!(seen_, expected);
+    let refusing = move |r: &Seen| match r.method.as_str() {
+        "GET" => answer(200, list.clone()),
+        _ => answer(
+            200,
+            json!({"code": 60000, "msg": "robot is not controlled"}),
+        ),
+    };
+    let (result, _) = with_core(
+        refusing,
+        |f| async move { f.set_paused_for("r1", true).await },
+    )
+    .await;
+    assert_eq!(refused_code(result), 60000);
+}

@@ -167,7 +167,7 @@ pub(super) struct RawOrderPage {
     pub(super) list: Vec<RawListed>,
 }
 
-/// An order of the page: only the fields `terminate_for` reads.
+/// An order of the page: only the fields `terminate_for` and `set_paused_for` read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct RawListed {
@@ -175,6 +175,8 @@ pub(super) struct RawListed {
     pub(super) id: String,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) external_id: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) vehicle: String,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) state: String,
 }

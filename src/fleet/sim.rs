@@ -216,6 +216,13 @@ impl SimFleet {
             .with(|sim, now| sim.set_online(vehicle, online, now))
     }
 
+    /// Pauses or resumes the order `vehicle` serves (RDSCore `gotoSitePause`/`gotoSiteResume`
+    /// for one robot); a robot without an order is left alone.
+    pub fn set_robot_paused(&self, vehicle: &str, paused: bool) -> Result<(), FleetError> {
+        self.inner
+            .with(|sim, now| sim.set_paused_robot(vehicle, paused, now))
+    }
+
     /// The core stops `order`: STOPPED, `reason` added to its errors, its robot freed.
     pub fn stop_order(&self, order: &str, reason: &str) -> Result<(), FleetError> {
         self.inner.with(|sim, now| {
@@ -338,6 +345,14 @@ impl Fleet for SimFleet {
         })
     }
 
+    fn set_paused_for(&self, external_id: &str, paused: bool) -> FleetFuture<()> {
+        let external_id = external_id.to_string();
+        self.call(move |sim, now| {
+            sim.set_paused_for(&external_id, paused, now);
+            Ok(())
+        })
+    }
+
     fn set_priority(&self, id: &str, priority: i64) -> FleetFuture<()> {
         let id = id.to_string();
         self.call(move |sim, _| sim.set_priority(&id, priority))
@@ -379,6 +394,9 @@ impl Fleet for SimFleet {
 #[path = "sim_model.rs"]
 mod model;
 use model::*;
+
+#[path = "sim_pause.rs"]
+mod pause;
 
 #[cfg(test)]
 #[path = "sim_tests.rs"]

@@ -32,6 +32,8 @@ pub(super) struct Action {
     /// CREATED while pending.
     pub(super) state: State,
     pub(super) run: Option<Run>,
+    /// Operation time still owed when a pause froze it (RUNNING with no `run` meanwhile).
+    pub(super) held_op_ms: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -48,6 +50,9 @@ pub(super) struct Order {
     /// No robot can ever serve it (FAILED, with the reason in `errors`).
     pub(super) unassignable: bool,
     pub(super) complete: bool,
+    /// Paused (RDSCore `gotoSitePause`): its running action is frozen where the robot is and
+    /// no next action starts until resumed.
+    pub(super) paused: bool,
     pub(super) actions: Vec<Action>,
     pub(super) errors: Vec<String>,
     pub(super) create_ms: i64,
@@ -211,7 +216,7 @@ impl Sim {
         };
         let Some(r) = order.vehicle else { return };
         let busy = order.find(State::Running).or(order.find(State::Failed));
-        if order.ended.is_some() || busy.is_some() {
+        if order.ended.is_some() || order.paused || busy.is_some() {
             return;
         }
         let robot = &mut self.robots[r];
@@ -340,6 +345,7 @@ impl Sim {
             ended: None,
             unassignable: false,
             complete: false,
+            paused: false,
             actions: Vec::new(),
             errors: Vec::new(),
             create_ms: now,
@@ -413,6 +419,7 @@ impl Sim {
             operates,
             state: State::Created,
             run: None,
+            held_op_ms: None,
         });
         order.complete |= complete;
         let seq = order.seq;
@@ -468,14 +475,17 @@ impl Sim {
         Ok(())
     }
 
-    pub(super) fn terminate_for(&mut self, external_id: &str, now: i64) {
-        let seqs: Vec<u64> = self
-            .orders
+    /// The unfinished orders opened for task record `external_id`.
+    pub(super) fn open_orders_of(&self, external_id: &str) -> Vec<u64> {
+        self.orders
             .values()
             .filter(|o| o.spec.external_id == external_id && o.ended.is_none())
             .map(|o| o.seq)
-            .collect();
-        for seq in seqs {
+            .collect()
+    }
+
+    pub(super) fn terminate_for(&mut self, external_id: &str, now: i64) {
+        for seq in self.open_orders_of(external_id) {
             self.stop(seq, now, None);
         }
     }
@@ -648,13 +658,14 @@ pub(super) fn charged(robot: &Robot, t: i64) -> f64 {
 }
 
 /// Starts `action` on `robot` at `t`, from where the robot is.
+/// Resumed after a pause, it owes only the operation time left then.
 pub(super) fn start(robot: &Robot, action: &mut Action, t: i64, config: &SimConfig) {
     let seconds = distance(robot.pos, action.target) / config.speed_m_per_s;
     let travel_ms = (seconds * 1000.0).round().clamp(0.0, TRAVEL_MS_MAX) as i64;
-    let operation_ms = if action.operates {
-        config.operation_ms.max(0)
-    } else {
-        0
+    let operation_ms = match action.held_op_ms.take() {
+        Some(left) => left,
+        None if action.operates => config.operation_ms.max(0),
+        None => 0,
     };
     let arrive_ms = t.saturating_add(travel_ms);
     action.run = Some(Run {
@@ -702,6 +713,7 @@ pub(super) fn settle(robot: &mut Robot, action: &Action, t: i64) {
 pub(super) fn abandon(robot: &mut Robot, action: &mut Action, t: i64, state: State) {
     settle(robot, action, t);
     action.run = None;
+    action.held_op_ms = None;
     action.state = state;
 }
 

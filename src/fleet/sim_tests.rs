@@ -700,3 +700,68 @@ async fn an_idle_robot_charges_up_to_full() {
     let r = robot(&f, "sim-01").await;
     assert!(!r.charging && r.battery_level < 1.0, "{r:?}");
 }
+
+/// A–01 → A-02 is 4 m (4 s) then a 2 s operation. Paused 2 s into travel for 10 s, and again
+/// 1 s into the operation for 5 s: it ends 15 s late, at 21 s, having stood still meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_paused_order_freezes_and_resumes_where_it_was() {
+    let f = fleet(1);
+    f.set_order(spec("o1", &["A-01"])).await.unwrap();
+    f.add_action("o1", op("a1", "A-02"), true).await.unwrap();
+    ms(2_000).await;
+    f.set_paused_for("task-1", true).await.unwrap();
+    let at = robot(&f, "sim-01").await;
+    assert_eq!((at.x, at.y), (2.0, 0.0));
+    ms(10_000).await;
+    assert_eq!((robot(&f, "sim-01").await.x), 2.0, "stood still");
+    assert_eq!(
+        state(&f, "o1").await,
+        State::Running,
+        "paused is still running"
+    );
+    f.set_paused_for("task-1", false).await.unwrap();
+    ms(3_000).await; // arrived at 14 s, operating
+    assert_eq!(robot(&f, "sim-01").await.station, "A-02");
+    f.set_robot_paused("sim-01", true).unwrap();
+    ms(5_000).await;
+    assert_eq!(state(&f, "o1").await, State::Running);
+    f.set_robot_paused("sim-01", false).unwrap();
+    ms(999).await;
+    assert_eq!(
+        state(&f, "o1").await,
+        State::Running,
+        "1 s of operation was owed"
+    );
+    ms(1).await;
+    assert_eq!(state(&f, "o1").await, State::Finished);
+    assert_eq!(view(&f, "o1").await.terminal_ms, Some(BASE + 21_000));
+}
+
+/// A paused order starts nothing: not its first action once it gets a robot, not its next one;
+/// another task's orders are not touched, and a robot without an order is left alone.
+#[tokio::test(start_paused = true)]
+async fn a_paused_order_starts_nothing_until_resumed() {
+    let f = fleet(1);
+    f.set_robot_paused("sim-01", true).unwrap();
+    f.set_order(spec("o1", &["A-01"])).await.unwrap();
+    let other = OrderSpec {
+        external_id: "task-2".to_string(),
+        ..spec("o2", &[])
+    };
+    f.set_order(other).await.unwrap();
+    f.set_paused_for("task-1", true).await.unwrap();
+    f.add_action("o1", go("a1", "A-02"), true).await.unwrap();
+    ms(60_000).await;
+    assert_eq!(action_states(&f, "o1").await, [State::Created]);
+    assert_eq!(robot(&f, "sim-01").await.station, "A-01");
+    f.set_paused_for("task-2", false).await.unwrap();
+    assert_eq!(
+        action_states(&f, "o1").await,
+        [State::Created],
+        "other task"
+    );
+    f.set_paused_for("task-1", false).await.unwrap();
+    ms(4_000).await;
+    assert_eq!(state(&f, "o1").await, State::Finished);
+    assert!(f.set_robot_paused("sim-99", true).is_err(), "unknown robot");
+}

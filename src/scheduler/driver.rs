@@ -409,6 +409,12 @@ impl Driver {
             None => (new_state(&loaded.flow, &loaded.record), Event::Start),
         };
         let control_first = slot.control_only;
+        if natural == Event::Resume && !control_first && loaded.flow.uses_robots {
+            self.pause_orders(&id, false);
+        }
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
         slot.status = status;
         slot.flow = Some(loaded.flow);
         slot.state = Some(state);
@@ -579,6 +585,9 @@ impl Driver {
         }
         if robots && matches!(outcome, Outcome::Ended(_)) {
             self.terminate_orders(&id);
+        }
+        if robots && matches!(outcome, Outcome::Paused) {
+            self.pause_orders(&id, true);
         }
         if settled && self.slots.get(&id).is_some_and(|s| s.events.is_empty()) {
             self.unload(&id);

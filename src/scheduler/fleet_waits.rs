@@ -31,6 +31,8 @@ pub(super) struct FleetWaits {
     pub futures: FuturesUnordered<FleetFuture>,
     /// Dropping a sender cancels its wait.
     cancel: HashMap<(String, u64), oneshot::Sender<()>>,
+    /// Taken by each pause or resume call in turn (tokio's mutex is first come, first served).
+    serial: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl FleetWaits {
@@ -38,6 +40,7 @@ impl FleetWaits {
         FleetWaits {
             futures: FuturesUnordered::new(),
             cancel: HashMap::new(),
+            serial: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -163,6 +166,23 @@ impl Driver {
             return;
         };
         self.deliver(&done.run, done.fiber, done.token, Reply::Fleet(reply));
+    }
+
+    /// Pauses (or resumes) the robots of a run's unfinished orders (spec §4.6). Calls are made
+    /// one at a time in the order asked, so a quick pause and resume reach the fleet in that
+    /// order; a failure is logged (the run's own state is already committed).
+    pub(super) fn pause_orders(&mut self, run: &str, paused: bool) {
+        let fleet = self.shared.fleet.clone();
+        let order = self.fleet_waits.serial.clone();
+        let run = run.to_string();
+        self.inflight.push(Box::pin(async move {
+            let _turn = order.lock().await;
+            if let Err(e) = fleet.set_paused_for(&run, paused).await {
+                let what = if paused { "pausing" } else { "resuming" };
+                log::error!("run {run}: {what} its robots: {e}");
+            }
+            Completion::Done
+        }));
     }
 
     /// Stops the unfinished fleet orders of a run that ended (a stop during travel stops the

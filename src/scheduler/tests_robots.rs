@@ -242,21 +242,46 @@ async fn a_failed_action_can_be_finished_by_hand() {
     assert_eq!(r.block(&id, "b3").await.status, 1003);
 }
 
-#[tokio::test(start_paused = true)]
-async fn pause_does_not_pause_the_robot() {
+/// Paused-clock ms from submitting a move to B-01 to its end, pausing it for `pause_s`
+/// seconds 3 s in (0: no pause); checks the robot stood still meanwhile.
+async fn move_with_pause(pause_s: u64) -> u64 {
     let r = start(tempfile::tempdir().unwrap()).await;
+    let t0 = tokio::time::Instant::now();
     let id = r.move_to_b01().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        r.sched.control(&id, Control::Pause).await.unwrap(),
-        TaskStatus::Paused
-    );
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    let robots = r.sim.robots().await.unwrap();
-    assert_eq!(robots[0].station, "B-01", "the robot went on");
-    r.sched.control(&id, Control::Resume).await.unwrap();
+    if pause_s > 0 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            r.sched.control(&id, Control::Pause).await.unwrap(),
+            TaskStatus::Paused
+        );
+        let before = r.sim.robots().await.unwrap().remove(0);
+        tokio::time::sleep(Duration::from_secs(pause_s)).await;
+        let after = r.sim.robots().await.unwrap().remove(0);
+        assert_eq!(
+            (before.x, before.y),
+            (after.x, after.y),
+            "the robot stood still"
+        );
+        assert_ne!(after.station, "B-01");
+        let order = after.order.expect("the order stays the robot's");
+        let view = r.sim.order(&order).await.unwrap().unwrap();
+        assert_eq!(view.state, State::Running, "paused, not ended");
+        r.sched.control(&id, Control::Resume).await.unwrap();
+    }
     let rec = r.sched.wait_terminal(&id).await.unwrap();
     assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert_eq!(r.sim.robots().await.unwrap()[0].station, "B-01");
+    t0.elapsed().as_millis() as u64
+}
+
+/// Spec §4.6 (decision §8 Q30): a paused run pauses its robot where the fleet supports it;
+/// on resume the robot goes on, so the move takes exactly the pause longer.
+#[tokio::test(start_paused = true)]
+async fn pause_stops_the_robot_and_resume_goes_on() {
+    let plain = move_with_pause(0).await;
+    let paused = move_with_pause(30).await;
+    let late = paused.abs_diff(plain + 30_000);
+    assert!(late <= 100, "plain {plain} ms, paused 30 s: {paused} ms");
 }
 
 #[tokio::test(start_paused = true)]
