@@ -311,6 +311,14 @@ fn api_items(http: &crate::config::HttpConfig) -> Vec<Item> {
              HTTP_CLIENT_BODY_BYTES_MAX at once (none with the simulated fleet)",
         ),
         item(
+            "http block answers",
+            crate::integrations::http::HTTP_BLOCK_REQUESTS_MAX,
+            "answers",
+            crate::integrations::http::HTTP_BLOCK_BODY_BYTES_MAX,
+            "HTTP blocks read at most HTTP_BLOCK_REQUESTS_MAX answers of \
+             HTTP_BLOCK_BODY_BYTES_MAX at once (more requests wait for a place)",
+        ),
+        item(
             "http request bodies",
             connections,
             "bodies",

@@ -19,6 +19,7 @@ pub mod config;
 pub mod engine;
 pub mod fleet;
 pub mod flow;
+pub mod integrations;
 pub mod limits;
 pub mod scheduler;
 pub mod server;

@@ -125,6 +125,19 @@ pub const TASK_ID_BYTES_MAX: usize = 128;
 /// Bytes of a run's `stateDescription`. Longer → truncated with a marker.
 pub const STATE_DESCRIPTION_BYTES_MAX: usize = 4 * 1024;
 
+/// Levels of sub-tasks below a run started by a client (a child is level 1, its child 2…).
+/// A `SubTask` block that would start a child deeper than this fails (BlockFailure naming the
+/// limit) and starts nothing, so a definition that starts itself cannot recurse without end.
+pub const SUB_TASK_DEPTH_MAX: usize = 8;
+
+/// Children of one run that have not ended. A `SubTask` block that would start one more fails
+/// (BlockFailure naming the limit) and starts nothing; a child that ends makes room.
+pub const SUB_TASKS_LIVE_PER_RUN_MAX: usize = 100;
+
+/// Bytes of an `outOrderNo` a block sets (`SetOutOrderNoBp`). Longer → truncated with a marker
+/// (lookups by that number then need the truncated text).
+pub const OUT_ORDER_NO_BYTES_MAX: usize = 256;
+
 // ---------------------------------------------------------------------------------------------
 // Store (SQLite)
 // ---------------------------------------------------------------------------------------------

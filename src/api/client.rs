@@ -140,22 +140,68 @@ impl HttpClient {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, Vec<u8>), ClientError> {
-        let target = parse_url(url)?;
-        let request = build(method, &target, body)?;
+        let bytes = match body {
+            Some(value) => Some((
+                "application/json",
+                serde_json::to_vec(value).map_err(|e| ClientError::Bad(format!("body: {e}")))?,
+            )),
+            None => None,
+        };
+        let out = Outbound {
+            method,
+            url,
+            headers: &[],
+            body: bytes,
+            timeout_ms: None,
+        };
         let _permit = self
             .inner
             .in_flight
             .try_acquire()
             .map_err(|_| ClientError::Busy)?;
-        let limits = self.inner.limits;
-        let total = Duration::from_millis(limits.total_timeout_ms);
+        self.exchange_within(out).await
+    }
+
+    /// Sends `out`, waiting for a free place when `concurrent_max` requests are in flight
+    /// (the waiters are the callers' own futures; dropping one leaves the queue).
+    pub async fn send(&self, out: Outbound<'_>) -> Result<(u16, Vec<u8>), ClientError> {
+        let _permit = self
+            .inner
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Busy)?;
+        self.exchange_within(out).await
+    }
+
+    async fn exchange_within(&self, out: Outbound<'_>) -> Result<(u16, Vec<u8>), ClientError> {
+        let target = parse_url(out.url)?;
+        let timeout_ms = out.timeout_ms.unwrap_or(self.inner.limits.total_timeout_ms);
+        let request = build(&out, &target)?;
+        let limits = ClientLimits {
+            connect_timeout_ms: self.inner.limits.connect_timeout_ms.min(timeout_ms),
+            ..self.inner.limits
+        };
+        let total = Duration::from_millis(timeout_ms);
         match tokio::time::timeout(total, exchange(&limits, &target, request)).await {
             Ok(answer) => answer,
-            Err(_) => Err(ClientError::Timeout {
-                ms: limits.total_timeout_ms,
-            }),
+            Err(_) => Err(ClientError::Timeout { ms: timeout_ms }),
         }
     }
+}
+
+/// One request to send with [`HttpClient::send`].
+#[derive(Debug, Clone)]
+pub struct Outbound<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    /// Extra headers; `Host`, `Content-Length`, `Transfer-Encoding` and `Connection` are the
+    /// client's own and refused here.
+    pub headers: &'a [(String, String)],
+    /// Content type and bytes.
+    pub body: Option<(&'a str, Vec<u8>)>,
+    /// Replaces the client's total timeout for this request.
+    pub timeout_ms: Option<u64>,
 }
 
 /// Parses `http://host[:port][/path][?query]`.
@@ -210,23 +256,47 @@ fn split_authority(authority: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
-fn build(
-    method: &str,
-    target: &Target,
-    body: Option<&serde_json::Value>,
-) -> Result<Request<Full<Bytes>>, ClientError> {
-    let method = Method::from_bytes(method.as_bytes())
-        .map_err(|_| ClientError::Bad(format!("method {method:?}")))?;
+/// Headers the client sets itself.
+const OWN_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
+fn build(out: &Outbound<'_>, target: &Target) -> Result<Request<Full<Bytes>>, ClientError> {
+    let method = Method::from_bytes(out.method.as_bytes())
+        .map_err(|_| ClientError::Bad(format!("method {:?}", out.method)))?;
     let mut builder = Request::builder()
         .method(method)
         .uri(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
-        .header(header::ACCEPT, "application/json")
         .header(header::CONNECTION, "close");
-    let bytes = match body {
-        Some(value) => {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-            serde_json::to_vec(value).map_err(|e| ClientError::Bad(format!("body: {e}")))?
+    let user_accept = out
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"));
+    if !user_accept {
+        builder = builder.header(header::ACCEPT, "application/json");
+    }
+    for (name, value) in out.headers {
+        if OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ClientError::Bad(format!(
+                "header {name} is set by the client"
+            )));
+        }
+        let name_ok = header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+        let value_ok = header::HeaderValue::from_str(value).is_ok();
+        if !name_ok || !value_ok {
+            return Err(ClientError::Bad(format!("header {name:?}: {value:?}")));
+        }
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let bytes = match &out.body {
+        Some((content_type, bytes)) => {
+            let user_type = out
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+            if !user_type {
+                builder = builder.header(header::CONTENT_TYPE, *content_type);
+            }
+            bytes.clone()
         }
         None => Vec::new(),
     };

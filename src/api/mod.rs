@@ -10,7 +10,7 @@ mod error;
 mod events;
 mod http;
 mod rds;
-mod rds_query;
+pub mod rds_query;
 mod rds_sites;
 mod robots;
 mod router;

@@ -139,6 +139,7 @@ async fn set_order_answer(app: &App, req: Request<Incoming>) -> Answer {
         priority: opt_int(&body, "priority", fail)?,
         task_id: opt_str(&body, "taskRecordId", fail)?,
         periodic: false,
+        ..SubmitRequest::default()
     };
     let submitted = app.sched.submit(submit).await.map_err(|e| {
         let msg = match &e {

@@ -50,7 +50,7 @@ async fn snapshot(app: &App) -> Result<Value, ApiError> {
             "flowCache": bound(s.flows_cached, crate::limits::FLOW_CACHE_MAX),
             "dataCache": bound(s.cache_entries, crate::limits::CACHE_ENTRIES_MAX),
             "siteRunsWoken": bound(s.sites_woken, crate::limits::SITE_WAITERS_MAX),
-            "fleetWaits": bound(s.fleet_waits, s.runs_loaded_max * crate::limits::FIBERS_MAX),
+            "opWaits": bound(s.op_waits, s.runs_loaded_max * crate::limits::FIBERS_MAX),
             "writerQueue": bound(st.writer_queue_len, st.writer_queue_capacity),
             "readPool": bound(st.reads_in_use, st.read_pool_size as usize),
             "httpConnections": bound(app.connections_open(), app.config.connections_max),

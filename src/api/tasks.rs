@@ -94,6 +94,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
         priority: opt_int(&body, "priority")?,
         task_id: opt_str(&body, "taskRecordId")?,
         periodic: false,
+        ..SubmitRequest::default()
     };
     let submitted = app.sched.submit(submit).await?;
     let rec = record(app, &submitted.id).await?;

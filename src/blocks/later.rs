@@ -14,31 +14,11 @@ const fn later(name: &'static str, family: Family) -> KindSpec {
     }
 }
 
-/// `SubTask::<definitionId>`.
-pub static SUB_TASK: KindSpec = later("SubTask", Family::TaskControl);
-
 static LATER: &[KindSpec] = &[
     later("ScriptBp", Family::Script),
     later("ScriptVariablesBp", Family::Script),
     later("SetTaskVariablesBp", Family::Script),
-    later("StartTaskBp", Family::TaskControl),
-    later("StopTaskBp", Family::TaskControl),
-    later("SuspendTaskBp", Family::TaskControl),
-    later("SetOutOrderNoBp", Family::TaskControl),
-    later("GetTaskRecordBp", Family::TaskControl),
-    later("CheckTaskRecordIdIsExistBp", Family::TaskControl),
-    later("GetTaskRecordByOutOrderIdBp", Family::TaskControl),
-    later(
-        "GetTaskInputParamsByTaskRecordAndKeyBp",
-        Family::TaskControl,
-    ),
-    later("MarkTaskStartBp", Family::TaskControl),
-    later("MarkTaskEndBp", Family::TaskControl),
     later("TriggerTaskEventBp", Family::TaskControl),
-    later("GetBp", Family::Http),
-    later("PostBp", Family::Http),
-    later("HttpGetBp", Family::Http),
-    later("HttpPostBp", Family::Http),
     later("ModbusCommonReadBp", Family::Modbus),
     later("ModbusCommonReadNameBp", Family::Modbus),
     later("ModbusCommonWriteBp", Family::Modbus),

@@ -5,10 +5,12 @@
 
 mod control;
 mod data;
+mod http;
 mod later;
 mod robot_io;
 mod robots;
 mod sites;
+mod tasks;
 #[cfg(test)]
 mod tests_robots;
 #[cfg(test)]
@@ -17,6 +19,7 @@ mod tests_sites;
 pub use robot_io::wait_pass_key;
 pub use robots::{known_operation, WAITING_FOR_OPERATOR};
 pub use sites::LOCK_RETRY_MS;
+pub use tasks::derived_child_id;
 
 use crate::engine::{Action, Cx, Frame, Raise};
 use crate::flow::model::{Block, Branch};
@@ -167,6 +170,7 @@ impl KindSpec {
     /// operations the catalog's `var_<arg>` and `CustomCommand`'s `custom_*` (spec §3.8).
     pub fn accepts_param(&self, name: &str) -> bool {
         self.param(name).is_some()
+            || std::ptr::eq(self, &tasks::SUB_TASK)
             || (self.family == Family::Robot
                 && (name.starts_with("var_") || name.starts_with("custom_")))
     }
@@ -254,12 +258,27 @@ pub static REGISTRY: &[&KindSpec] = &[
     &robot_io::READ_DI_WAIT,
     &robot_io::SET_DO,
     &robot_io::WAIT_PASS,
+    &tasks::SUB_TASK,
+    &tasks::START_TASK,
+    &tasks::STOP_TASK,
+    &tasks::SUSPEND_TASK,
+    &tasks::GET_TASK_RECORD,
+    &tasks::CHECK_TASK_RECORD_ID,
+    &tasks::GET_TASK_RECORD_BY_OUT_ORDER,
+    &tasks::GET_TASK_INPUT_PARAM,
+    &tasks::SET_OUT_ORDER_NO,
+    &tasks::MARK_TASK_START,
+    &tasks::MARK_TASK_END,
+    &http::GET,
+    &http::POST,
+    &http::VWED_GET,
+    &http::VWED_POST,
 ];
 
 /// The kind for a `blockType`, runnable or not. `SubTask::<id>` maps to the sub-task kind.
 pub fn lookup(block_type: &str) -> Option<&'static KindSpec> {
     if block_type.starts_with("SubTask::") {
-        return Some(&later::SUB_TASK);
+        return Some(&tasks::SUB_TASK);
     }
     REGISTRY
         .iter()
@@ -288,8 +307,8 @@ mod tests {
         let site = lookup("GetIdleSiteBp").unwrap();
         assert!(site.behaviour.is_some());
         assert_eq!(site.family, Family::Site);
-        let http = lookup("HttpGetBp").unwrap();
-        assert!(http.behaviour.is_none());
+        let named = lookup("ModbusCommonReadNameBp").unwrap();
+        assert!(named.behaviour.is_none());
         assert_eq!(lookup("SubTask::abc").unwrap().family, Family::TaskControl);
         assert!(lookup("NoSuchBp").is_none());
     }

@@ -68,6 +68,15 @@ impl Cx<'_> {
         }
     }
 
+    /// The answer to the task-control or integration operation the block waited for (`None`
+    /// after a timer or another kind of answer).
+    pub fn take_io_reply(&mut self) -> Option<crate::integrations::IoReply> {
+        match self.reply.take() {
+            Some(super::Reply::Io(r)) => Some(r),
+            _ => None,
+        }
+    }
+
     /// This block's private data (what [`Cx::keep`] stored).
     pub fn own_data(&self) -> &Value {
         &self.run.fibers[self.fiber].frames[self.frame].data
@@ -195,6 +204,12 @@ impl Cx<'_> {
         self.out.records.push(Record::StateDescription(text));
     }
 
+    /// Sets the run's `outOrderNo` (`SetOutOrderNoBp`; truncated at `OUT_ORDER_NO_BYTES_MAX`).
+    pub fn set_out_order_no(&mut self, text: String) {
+        let text = truncate(text, crate::limits::OUT_ORDER_NO_BYTES_MAX);
+        self.out.records.push(Record::OutOrderNo(text));
+    }
+
     /// The host: clock, ids, data cache.
     pub fn host(&mut self) -> &mut dyn Host {
         self.host
@@ -238,6 +253,20 @@ impl Cx<'_> {
     pub fn end_run_normally(&mut self) {
         self.run.exec_ok = false;
         self.run.set_run_status(super::code::FINISHED);
+    }
+
+    /// A synchronous sub-task ended 1001 or 1004 (SubTaskFailure, spec §3.2): like `ReturnBp`
+    /// later blocks are skipped, but the run ends with `code` and `reason`.
+    pub fn end_run_with(&mut self, code: i32, reason: String) {
+        self.run.exec_ok = false;
+        self.run.set_run_status(code);
+        self.run.end_reason = Some(reason);
+    }
+
+    /// `SuspendTaskBp` on its own run: the run pauses once this step is done (its waits are
+    /// cancelled and issued again on resume, spec §4.6).
+    pub fn pause_run(&mut self) {
+        self.run.paused = true;
     }
 
     /// `SkipToComponent`: skip forward to the block named `name`.

@@ -27,6 +27,7 @@ pub use step::step;
 
 use crate::fleet::ops::{FleetOp, FleetReply};
 use crate::flow::model::{BlockIdx, Branch};
+use crate::integrations::{IoOp, IoReply};
 use crate::sites::{SiteOp, SiteReply};
 
 use serde::{Deserialize, Serialize};
@@ -92,13 +93,17 @@ pub enum Wait {
     /// A fleet operation: the scheduler runs it against the fleet and answers with
     /// [`Event::Reply`] once it has an answer.
     Fleet(Box<FleetOp>),
+    /// A task-control or integration operation: the scheduler runs it and answers with
+    /// [`Event::Reply`].
+    Io(Box<IoOp>),
 }
 
-/// The answer to a [`Wait::Site`] or [`Wait::Fleet`].
+/// The answer to a [`Wait::Site`], [`Wait::Fleet`] or [`Wait::Io`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     Site(SiteReply),
     Fleet(FleetReply),
+    Io(IoReply),
 }
 
 /// How a block ends abnormally (spec §3.2).
@@ -178,6 +183,8 @@ pub enum EffectKind {
     Site(Box<SiteOp>),
     /// Run this fleet operation; answered with [`Event::Reply`].
     Fleet(Box<FleetOp>),
+    /// Run this task-control or integration operation; answered with [`Event::Reply`].
+    Io(Box<IoOp>),
 }
 
 impl EffectKind {
@@ -185,7 +192,7 @@ impl EffectKind {
     pub fn until_ms(&self) -> Option<i64> {
         match self {
             EffectKind::Timer { until_ms } => Some(*until_ms),
-            EffectKind::Site(_) | EffectKind::Fleet(_) => None,
+            EffectKind::Site(_) | EffectKind::Fleet(_) | EffectKind::Io(_) => None,
         }
     }
 }
@@ -231,6 +238,8 @@ pub enum Record {
     VariablesChanged,
     /// `stateDescription` changed.
     StateDescription(String),
+    /// `outOrderNo` set (`SetOutOrderNoBp`).
+    OutOrderNo(String),
     CacheSet {
         key: String,
         value: String,
@@ -255,7 +264,7 @@ impl Record {
             Record::BlockStatus { reason, .. } => reason.len(),
             Record::Log { message, .. } => message.len(),
             Record::VariablesChanged => 0,
-            Record::StateDescription(text) => text.len(),
+            Record::StateDescription(text) | Record::OutOrderNo(text) => text.len(),
             Record::CacheSet { key, value } => key.len() + value.len(),
             Record::CacheDelete { key } => key.len(),
             Record::Priority(_) => 0,

@@ -376,6 +376,7 @@ impl Engine<'_> {
             }
             Ok(Action::Wait(Wait::Site(op))) => self.wait(fid, EffectKind::Site(op)),
             Ok(Action::Wait(Wait::Fleet(op))) => self.wait(fid, EffectKind::Fleet(op)),
+            Ok(Action::Wait(Wait::Io(op))) => self.wait(fid, EffectKind::Io(op)),
             Ok(Action::Fork(fork)) => self.fork(fid, fork),
             Err(raise) => self.raise(fid, raise),
         }

@@ -54,7 +54,7 @@ fn a_clean_flow_has_no_diagnostics() {
 fn every_error_is_reported_at_once() {
     let c = compiled(json!([
         b(1, "NoSuchBp", json!({}), json!({})),
-        b(2, "HttpGetBp", json!({}), json!({})),
+        b(2, "ModbusCommonReadNameBp", json!({}), json!({})),
         b(
             3,
             "SetTaskVariableBp",
@@ -97,7 +97,7 @@ fn every_error_is_reported_at_once() {
     assert!(has(
         &c,
         e,
-        "b2 (HttpGetBp) error: block type HttpGetBp is not supported yet"
+        "b2 (ModbusCommonReadNameBp) error: block type ModbusCommonReadNameBp is not supported yet"
     ));
     assert!(has(
         &c,

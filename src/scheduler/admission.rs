@@ -24,6 +24,11 @@ pub struct SubmitRequest {
     pub task_id: Option<String>,
     /// Started by the periodic scheduler (ids `period<uuid>`, failures end 1004).
     pub periodic: bool,
+    /// Started by a `SubTask` block of this run (its `parentTaskRecordId`); part of what
+    /// makes two submissions the same request.
+    pub parent_id: Option<String>,
+    /// The parent's root (`rootTaskRecordId`); the run's own id when not given.
+    pub root_id: Option<String>,
 }
 
 /// An accepted submission.
@@ -132,7 +137,7 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
         None => uuid::Uuid::new_v4().to_string(),
     };
     let priority = req.priority.unwrap_or(1);
-    let hash = request_hash(&def.id, def.version, &req.inputs, priority);
+    let hash = request_hash(&def.id, &req.inputs, priority, req.parent_id.as_deref());
     let level = super::level_of(priority);
     let created_ms = shared.clock.now_ms();
     let task = NewTask {
@@ -145,8 +150,8 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
         input_params: stored,
         request_hash: Some(hash.clone()),
         created_ms,
-        parent_id: None,
-        root_id: Some(id.clone()),
+        parent_id: req.parent_id.clone(),
+        root_id: Some(req.root_id.clone().unwrap_or_else(|| id.clone())),
         periodic: req.periodic,
     };
     let backlog = shared.config.backlog_max;
@@ -189,12 +194,17 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
 }
 
 /// A stable digest of what a submission asked for (definition version aside: a re-sent
-/// request after a definition edit is still the same request).
-fn request_hash(def_id: &str, _version: i64, inputs: &Map, priority: i64) -> String {
-    let text = format!(
+/// request after a definition edit is still the same request; a sub-task's parent is part of
+/// it).
+fn request_hash(def_id: &str, inputs: &Map, priority: i64, parent: Option<&str>) -> String {
+    let mut text = format!(
         "{def_id}\n{priority}\n{}",
         value::to_display_string(&serde_json::Value::Object(inputs.clone()))
     );
+    if let Some(parent) = parent {
+        text.push_str("\nparent ");
+        text.push_str(parent);
+    }
     Md5::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -57,6 +57,8 @@ struct StatusWrite {
     manual_end: bool,
     /// The ready ring of this level is read again once the write is committed.
     rescan: Option<i64>,
+    /// The run's parent (a sub-task's end answers the parent waiting for it).
+    parent: Option<String>,
 }
 
 impl StatusWrite {
@@ -67,6 +69,7 @@ impl StatusWrite {
             reason,
             manual_end: false,
             rescan: None,
+            parent: None,
         }
     }
 }
@@ -114,7 +117,7 @@ impl Driver {
         }
     }
 
-    fn control(&mut self, id: String, action: Control, reply: Reply) {
+    pub(super) fn control(&mut self, id: String, action: Control, reply: Reply) {
         if self.slots.contains_key(&id) {
             return self.control_loaded(&id, action, reply);
         }
@@ -225,12 +228,14 @@ impl Driver {
                 self.start_load(id, slot);
             }
             (Control::Stop, _) => {
-                let to = StatusWrite::new(S::Stopped, code::STOPPED, "stopped before start");
+                let mut to = StatusWrite::new(S::Stopped, code::STOPPED, "stopped before start");
+                to.parent = rec.parent_id.clone();
                 self.set_status(id, to, reply);
             }
             (Control::ManualEnd, _) => {
                 let mut to = StatusWrite::new(S::Finished, code::FINISHED, "manual end");
                 to.manual_end = true;
+                to.parent = rec.parent_id.clone();
                 self.set_status(id, to, reply);
             }
             (Control::Pause, S::Queued) => {
@@ -275,7 +280,7 @@ impl Driver {
                 Ok(event) => {
                     let _ = outbox.send(std::sync::Arc::new(event));
                     let _ = events.send(super::RunEvent {
-                        run: id,
+                        run: id.clone(),
                         kind: super::RunEventKind::Status {
                             status: to.status,
                             code: to.code,
@@ -290,6 +295,11 @@ impl Driver {
             let _ = reply.send(answer);
             match to.rescan {
                 Some(level) if ok => Completion::Rescan(vec![level]),
+                _ if ok && to.status.is_terminal() => Completion::RunEnded {
+                    run: id,
+                    code: to.code,
+                    parent: to.parent,
+                },
                 _ => Completion::Done,
             }
         }));

@@ -42,6 +42,12 @@ pub(super) enum Completion {
     Done,
     /// As `Done`, and these ready levels must be read again from the store.
     Rescan(Vec<i64>),
+    /// A control command ended a run that was not loaded (its end is committed).
+    RunEnded {
+        run: String,
+        code: i32,
+        parent: Option<String>,
+    },
     /// Marking a run that cannot be written as failed did not work either.
     Unwritable {
         run: String,
@@ -78,6 +84,9 @@ pub(super) struct Commit {
     outcome: Outcome,
     status: Option<StatusChange>,
     events: Vec<RunEvent>,
+    /// Sub-tasks the step stopped waiting for because the run was stopped: stopped too, once
+    /// the stop is committed (spec §8 Q8).
+    stop_children: Vec<String>,
 }
 
 /// A run the driver holds (loading or loaded).
@@ -99,6 +108,8 @@ pub(super) struct Slot {
     pub wake: bool,
     /// Site operations submitted and not answered yet.
     pub site_pending: u32,
+    /// The run that started this one with a `SubTask` block.
+    pub parent: Option<String>,
 }
 
 impl Slot {
@@ -114,6 +125,7 @@ impl Slot {
             reload: false,
             wake: false,
             site_pending: 0,
+            parent: None,
         }
     }
 }
@@ -137,7 +149,7 @@ pub(super) struct Driver {
     /// The site wait queue's driver side (changes not yet served, parked runs woken).
     pub sites: super::site_waits::SiteWaits,
     /// The robot blocks' fleet waits.
-    pub fleet_waits: super::fleet_waits::FleetWaits,
+    pub op_waits: super::op_waits::OpWaits,
 }
 
 impl Driver {
@@ -191,7 +203,7 @@ impl Driver {
             // A change committed just before a crash may not have been served: check every
             // waiter once.
             sites: super::site_waits::SiteWaits::after_start(),
-            fleet_waits: super::fleet_waits::FleetWaits::new(),
+            op_waits: super::op_waits::OpWaits::new(),
             shared,
         })
     }
@@ -211,8 +223,8 @@ impl Driver {
                 Some(done) = self.inflight.next(), if !self.inflight.is_empty() => {
                     self.completed(done);
                 }
-                Some(done) = self.fleet_waits.futures.next(), if !self.fleet_waits.futures.is_empty() => {
-                    self.fleet_done(done);
+                Some(done) = self.op_waits.futures.next(), if !self.op_waits.futures.is_empty() => {
+                    self.op_done(done);
                 }
                 cmd = self.commands.recv(), if self.shutting_down.is_none() && self.has_room() => match cmd {
                     Some(cmd) => self.command(cmd),
@@ -257,7 +269,7 @@ impl Driver {
         g.inflight.store(self.inflight.len(), Relaxed);
         g.cache_entries.store(self.cache.len(), Relaxed);
         g.sites_woken.store(self.sites.woken_len(), Relaxed);
-        g.fleet_waits.store(self.fleet_waits.len(), Relaxed);
+        g.op_waits.store(self.op_waits.len(), Relaxed);
     }
 
     /// Whether the driver may take another command: its in-flight store work stays within one
@@ -360,6 +372,7 @@ impl Driver {
                 }
             }
             Completion::ControlRead(read) => self.control_read(*read),
+            Completion::RunEnded { run, code, parent } => self.run_ended(&run, code, parent),
             Completion::SiteSubmitted(done) => self.site_submitted(*done),
             Completion::SitesServed(result) => self.sites_served(result),
         }
@@ -416,6 +429,7 @@ impl Driver {
             return;
         };
         slot.status = status;
+        slot.parent = loaded.record.parent_id.clone();
         slot.flow = Some(loaded.flow);
         slot.state = Some(state);
         if natural == Event::Start || !control_first {
@@ -453,12 +467,20 @@ impl Driver {
             clock: &self.shared.clock,
             cache: &mut self.cache,
         };
+        // Sub-tasks waited for before a stop (the step ends those waits).
+        let mut awaited = match event {
+            Event::Stop => awaited_children(state),
+            _ => Vec::new(),
+        };
         let out = engine::step(&flow, state, event, &mut host);
         for token in &out.cancelled {
             self.timers.cancel(id, *token);
-            self.fleet_waits.cancel(id, *token);
+            self.op_waits.cancel(id, *token);
         }
         let outcome = out.outcome.clone().expect("a step always has an outcome");
+        if !matches!(&outcome, Outcome::Ended(e) if e.code == crate::engine::code::STOPPED) {
+            awaited.clear();
+        }
         let change = status_for(&outcome);
         let status = (change.status != slot.status || change.status != TaskStatus::Running)
             .then_some(change);
@@ -489,6 +511,7 @@ impl Driver {
                 outcome,
                 status,
                 events,
+                stop_children: awaited,
             }))
         }));
     }
@@ -520,6 +543,7 @@ impl Driver {
             outcome,
             status,
             events,
+            stop_children,
         } = commit;
         let (outbox, changes) = match result {
             Ok(done) => done,
@@ -543,6 +567,7 @@ impl Driver {
         let mut failed_timer = None;
         let mut site_effects = Vec::new();
         let mut fleet_effects = Vec::new();
+        let mut io_effects = Vec::new();
         for effect in effects {
             let until_ms = match effect.kind {
                 EffectKind::Timer { until_ms } => until_ms,
@@ -552,6 +577,10 @@ impl Driver {
                 }
                 EffectKind::Fleet(op) => {
                     fleet_effects.push((effect.fiber, effect.token, op));
+                    continue;
+                }
+                EffectKind::Io(op) => {
+                    io_effects.push((effect.fiber, effect.token, op));
                     continue;
                 }
             };
@@ -583,8 +612,18 @@ impl Driver {
         for (fiber, token, op) in fleet_effects {
             self.start_fleet_op(&id, fiber, token, *op);
         }
+        for (fiber, token, op) in io_effects {
+            self.start_io_op(&id, fiber, token, *op);
+        }
         if robots && matches!(outcome, Outcome::Ended(_)) {
             self.terminate_orders(&id);
+        }
+        if let Outcome::Ended(ended) = &outcome {
+            let parent = self.slots.get(&id).and_then(|s| s.parent.clone());
+            self.run_ended(&id, ended.code, parent);
+            for child in stop_children {
+                self.stop_child(child);
+            }
         }
         if robots && matches!(outcome, Outcome::Paused) {
             self.pause_orders(&id, true);
@@ -603,7 +642,7 @@ impl Driver {
     fn commit_failed(&mut self, id: String, e: StoreError) {
         self.shared.gauges.commit_failures.fetch_add(1, Relaxed);
         self.timers.cancel_run(&id);
-        self.fleet_waits.cancel_run(&id);
+        self.op_waits.cancel_run(&id);
         if let Some(slot) = self.slots.remove(&id) {
             let answer = Err(super::ControlError::Store(e.to_string()));
             super::control::answer_all(slot.waiters, answer);
@@ -655,7 +694,7 @@ impl Driver {
     /// Drops a settled run from memory (its checkpoint or final status is in the store).
     pub fn unload(&mut self, id: &str) {
         self.timers.cancel_run(id);
-        self.fleet_waits.cancel_run(id);
+        self.op_waits.cancel_run(id);
         if let Some(slot) = self.slots.remove(id) {
             let status = slot.status;
             super::control::answer_all(slot.waiters, Ok(status));
@@ -695,4 +734,18 @@ async fn sleep_opt(until: Option<tokio::time::Instant>) {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
+}
+
+/// The sub-tasks the fibers of `state` wait for.
+fn awaited_children(state: &RunState) -> Vec<String> {
+    let waits = state
+        .fibers
+        .iter()
+        .filter_map(|f| f.frames.last().and_then(|t| t.wait.as_ref()));
+    waits
+        .filter_map(|(_, kind)| match kind {
+            EffectKind::Io(op) => op.awaited_child().map(String::from),
+            _ => None,
+        })
+        .collect()
 }

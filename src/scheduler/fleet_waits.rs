@@ -1,64 +1,15 @@
-//! The driver's side of fleet operations: each robot block's wait is one future that runs its
-//! [`FleetOp`] against the fleet (`fleet::ops::execute`), cancelled when the wait is (stop,
-//! pause, a cancelled branch) or the run is unloaded. The futures live in one set the driver
-//! polls; their number is bounded by the loaded runs' fibers (a run with a fleet wait stays
-//! loaded). A run that ends has its unfinished orders terminated.
+//! The driver's side of fleet operations: each robot block's wait is one future in the
+//! driver's [`super::op_waits::OpWaits`] that runs its [`FleetOp`] against the fleet
+//! (`fleet::ops::execute`). A run that ends has its unfinished orders terminated; a run that
+//! pauses has its robots paused.
 
 use super::driver::{Completion, Driver};
+use super::op_waits::OpEnd;
 use crate::engine::Reply;
 use crate::fleet::ops::{execute, FleetOp, FleetReply};
 use crate::fleet::Fleet;
 use crate::store::Store;
-use futures_util::stream::FuturesUnordered;
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::oneshot;
-
-/// A fleet wait that ended: its answer, or `None` when it was cancelled.
-pub(super) struct FleetDone {
-    run: String,
-    fiber: u32,
-    token: u64,
-    reply: Option<FleetReply>,
-}
-
-type FleetFuture = Pin<Box<dyn Future<Output = FleetDone> + Send>>;
-
-/// The fleet waits of every loaded run.
-pub(super) struct FleetWaits {
-    pub futures: FuturesUnordered<FleetFuture>,
-    /// Dropping a sender cancels its wait.
-    cancel: HashMap<(String, u64), oneshot::Sender<()>>,
-    /// Taken by each pause or resume call in turn (tokio's mutex is first come, first served).
-    serial: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl FleetWaits {
-    pub fn new() -> FleetWaits {
-        FleetWaits {
-            futures: FuturesUnordered::new(),
-            cancel: HashMap::new(),
-            serial: Arc::new(tokio::sync::Mutex::new(())),
-        }
-    }
-
-    /// Waits in progress.
-    pub fn len(&self) -> usize {
-        self.cancel.len()
-    }
-
-    /// Cancels the wait `token` of `run`, if any.
-    pub fn cancel(&mut self, run: &str, token: u64) {
-        self.cancel.remove(&(run.to_string(), token));
-    }
-
-    /// Cancels every wait of `run`.
-    pub fn cancel_run(&mut self, run: &str) {
-        self.cancel.retain(|(r, _), _| r != run);
-    }
-}
 
 /// A target that is a disabled site ends the block with an error (spec §3.8).
 async fn disabled_target(store: &Store, op: &FleetOp) -> Option<FleetReply> {
@@ -114,58 +65,32 @@ async fn robot_event(
 impl Driver {
     /// Starts the fleet wait `token` of `fiber` of run `id` (its step is committed).
     pub(super) fn start_fleet_op(&mut self, id: &str, fiber: u32, token: u64, op: FleetOp) {
-        let (tx, rx) = oneshot::channel::<()>();
-        self.fleet_waits.cancel.insert((id.to_string(), token), tx);
         let fleet: Arc<dyn Fleet> = self.shared.fleet.clone();
         let shared = self.shared.clone();
         let store = self.shared.store.clone();
         let run = id.to_string();
-        self.fleet_waits.futures.push(Box::pin(async move {
-            let work = async {
-                let reply = match disabled_target(&store, &op).await {
-                    Some(reply) => reply,
-                    None => execute(fleet.clone(), op).await,
-                };
-                // Robot progress on /api/events and webhooks (after the fact; the run's own
-                // records carry the outcome).
-                if let Some(event) = robot_event(&fleet, &run, &reply).await {
-                    let (r, text) = (run.clone(), event.to_string());
-                    let now = shared.clock.now_ms();
-                    let written = store
-                        .write(move |tx| tx.outbox_append("robot", Some(&r), &text, now))
-                        .await;
-                    match written {
-                        Ok(e) => {
-                            let _ = shared.outbox.send(Arc::new(e));
-                        }
-                        Err(e) => log::error!("run {run}: robot event not written: {e}"),
+        self.op_waits.start(id, fiber, token, async move {
+            let reply = match disabled_target(&store, &op).await {
+                Some(reply) => reply,
+                None => execute(fleet.clone(), op).await,
+            };
+            // Robot progress on /api/events and webhooks (after the fact; the run's own
+            // records carry the outcome).
+            if let Some(event) = robot_event(&fleet, &run, &reply).await {
+                let (r, text) = (run.clone(), event.to_string());
+                let now = shared.clock.now_ms();
+                let written = store
+                    .write(move |tx| tx.outbox_append("robot", Some(&r), &text, now))
+                    .await;
+                match written {
+                    Ok(e) => {
+                        let _ = shared.outbox.send(Arc::new(e));
                     }
+                    Err(e) => log::error!("run {run}: robot event not written: {e}"),
                 }
-                reply
-            };
-            let reply = tokio::select! {
-                reply = work => Some(reply),
-                _ = rx => None,
-            };
-            FleetDone {
-                run,
-                fiber,
-                token,
-                reply,
             }
-        }));
-    }
-
-    /// A fleet wait ended: its answer goes to the run.
-    pub(super) fn fleet_done(&mut self, done: FleetDone) {
-        let key = (done.run.clone(), done.token);
-        if self.fleet_waits.cancel.remove(&key).is_none() {
-            return; // cancelled meanwhile
-        }
-        let Some(reply) = done.reply else {
-            return;
-        };
-        self.deliver(&done.run, done.fiber, done.token, Reply::Fleet(reply));
+            OpEnd::Answer(Reply::Fleet(reply))
+        });
     }
 
     /// Pauses (or resumes) the robots of a run's unfinished orders (spec §4.6). Calls are made
@@ -173,7 +98,7 @@ impl Driver {
     /// order; a failure is logged (the run's own state is already committed).
     pub(super) fn pause_orders(&mut self, run: &str, paused: bool) {
         let fleet = self.shared.fleet.clone();
-        let order = self.fleet_waits.serial.clone();
+        let order = self.op_waits.serial.clone();
         let run = run.to_string();
         self.inflight.push(Box::pin(async move {
             let _turn = order.lock().await;

@@ -11,7 +11,9 @@ mod driver;
 mod fleet_waits;
 mod flows;
 mod host;
+mod io_waits;
 mod loader;
+mod op_waits;
 mod periodic;
 mod persist;
 mod ready;
@@ -26,6 +28,8 @@ mod tests_examples;
 mod tests_robots;
 #[cfg(test)]
 mod tests_sites;
+#[cfg(test)]
+mod tests_tasks;
 mod timers;
 
 pub use admission::{SubmitError, SubmitRequest, Submitted};
@@ -173,8 +177,8 @@ pub struct SchedulerStats {
     pub commit_failures: usize,
     /// Parked runs whose site waiter was served, waiting for a slot to load.
     pub sites_woken: usize,
-    /// Robot blocks waiting for the fleet.
-    pub fleet_waits: usize,
+    /// Blocks waiting for a fleet, task-control or integration operation.
+    pub op_waits: usize,
 }
 
 /// Counters the driver publishes.
@@ -189,7 +193,7 @@ struct Gauges {
     cache_entries: AtomicUsize,
     commit_failures: AtomicUsize,
     sites_woken: AtomicUsize,
-    fleet_waits: AtomicUsize,
+    op_waits: AtomicUsize,
 }
 
 enum Command {
@@ -239,6 +243,8 @@ struct Shared {
     outbox: broadcast::Sender<Arc<crate::store::OutboxEvent>>,
     /// The fleet robot blocks drive.
     fleet: Arc<dyn crate::fleet::Fleet>,
+    /// The bounded client HTTP blocks share.
+    http: crate::api::client::HttpClient,
 }
 
 /// A handle to the running scheduler; cheap to clone.
@@ -297,6 +303,7 @@ impl Scheduler {
             saves: tokio::sync::Semaphore::new(limits::DEFINITION_SAVES_MAX),
             outbox: broadcast::channel(limits::OUTBOX_LIVE_BUFFER).0,
             fleet,
+            http: crate::integrations::http::client(),
         });
         let driver = driver::Driver::recover(shared.clone(), rx)
             .await
@@ -512,7 +519,7 @@ impl Scheduler {
             cache_entries: g.cache_entries.load(Relaxed),
             commit_failures: g.commit_failures.load(Relaxed),
             sites_woken: g.sites_woken.load(Relaxed),
-            fleet_waits: g.fleet_waits.load(Relaxed),
+            op_waits: g.op_waits.load(Relaxed),
         }
     }
 

@@ -185,6 +185,7 @@ impl StepWrite {
                         Some(serde_json::Value::Object(run.variables.clone()).to_string())
                 }
                 Record::StateDescription(text) => fields.state_description = Some(text.clone()),
+                Record::OutOrderNo(text) => fields.out_order_no = Some(text.clone()),
                 Record::CacheSet { key, value } => {
                     ops.push(Op::CacheSet(key.clone(), value.clone()))
                 }
@@ -299,7 +300,11 @@ impl StepWrite {
                 }
             }
         }
-        if self.fields.variables.is_some() || self.fields.state_description.is_some() {
+        let fields = &self.fields;
+        if fields.variables.is_some()
+            || fields.state_description.is_some()
+            || fields.out_order_no.is_some()
+        {
             tx.set_task_fields(id, &self.fields)?;
         }
         if let Some(text) = &self.fields.state_description {

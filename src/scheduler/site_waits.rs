@@ -34,8 +34,8 @@ pub(super) struct SiteWaits {
     pending: SiteChanges,
     /// A serve pass is in flight.
     serving: bool,
-    /// Parked runs with a served waiter, to load again (each once; at most one per waiter,
-    /// so bounded by `SITE_WAITERS_MAX`).
+    /// Parked runs with a served site waiter or an ended sub-task, to load again (each once,
+    /// so bounded by the parked runs, which are stored runs: `backlog_max`).
     woken: VecDeque<String>,
     /// After a failed serve pass: when to try again.
     pub retry_at: Option<i64>,
@@ -58,6 +58,13 @@ impl SiteWaits {
     /// Sites changed (committed).
     pub fn changed(&mut self, changes: SiteChanges) {
         self.pending.merge(changes);
+    }
+
+    /// Loads parked run `id` again when a slot is free (once, however often it is woken).
+    pub fn wake(&mut self, id: String) {
+        if !self.woken.contains(&id) {
+            self.woken.push_back(id);
+        }
     }
 
     /// Parked runs waiting to be loaded again.
@@ -141,8 +148,9 @@ impl Driver {
         self.deliver(&run, fiber, token, Reply::Site(reply));
     }
 
-    /// Unloads run `id` when all it does is wait for site waiters (no timer, nothing ready,
-    /// nothing in flight): its slot is free until a site change serves it.
+    /// Unloads run `id` when all it does is wait for site waiters or sub-tasks (no timer,
+    /// nothing ready, nothing in flight): its slot is free until a site change serves it or
+    /// the child ends.
     pub(super) fn park_if_only_sites(&mut self, id: &str) {
         let Some(slot) = self.slots.get(id) else {
             return;
@@ -161,10 +169,13 @@ impl Driver {
         let only_sites = state.fibers.iter().all(|f| match f.state {
             FiberState::Ready => false,
             FiberState::Joining => true,
-            FiberState::Waiting => matches!(
-                f.frames.last().and_then(|t| t.wait.as_ref()),
-                Some((_, EffectKind::Site(_)))
-            ),
+            FiberState::Waiting => match f.frames.last().and_then(|t| t.wait.as_ref()) {
+                Some((_, EffectKind::Site(_))) => true,
+                Some((token, EffectKind::Io(op))) => {
+                    op.parks() && self.op_waits.child_admitted(id, *token)
+                }
+                _ => false,
+            },
         });
         let waits = state.fibers.iter().any(|f| f.state == FiberState::Waiting);
         if idle && only_sites && waits {
@@ -222,11 +233,7 @@ impl Driver {
                 }
                 // Loading: its first step asks again and finds the kept answer.
                 Some(_) => {}
-                None => {
-                    if !self.sites.woken.contains(&s.run_id) {
-                        self.sites.woken.push_back(s.run_id);
-                    }
-                }
+                None => self.sites.wake(s.run_id),
             }
         }
     }

@@ -77,6 +77,10 @@ impl Env {
             .unwrap()
     }
 
+    pub(super) async fn status(&self, id: &str) -> TaskStatus {
+        self.record(id).await.status
+    }
+
     pub(super) async fn logs(&self, id: &str) -> Vec<String> {
         let id = id.to_string();
         let logs = self

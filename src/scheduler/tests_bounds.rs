@@ -87,6 +87,7 @@ async fn idle_driver() -> (driver::Driver, TempDir) {
         fleet: std::sync::Arc::new(crate::fleet::sim::SimFleet::new(
             crate::fleet::sim::SimConfig::default(),
         )),
+        http: crate::integrations::http::client(),
     });
     (driver::Driver::recover(shared, rx).await.unwrap(), dir)
 }

@@ -94,10 +94,6 @@ impl Env {
             .collect()
     }
 
-    async fn status(&self, id: &str) -> TaskStatus {
-        self.record(id).await.status
-    }
-
     /// Lock and unlock actions of the site change log, oldest first, as (site, action, who).
     async fn lock_log(&self) -> Vec<(String, String, String)> {
         let rows = self

@@ -301,6 +301,18 @@ impl Rx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Children of `parent` (started by its `SubTask` blocks) that have not ended.
+    pub fn live_children(&self, parent: &str) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM task_record WHERE parent_id = ?1 \
+                 AND status IN ('queued','running','paused','interrupted')",
+            )?
+            .query_row([parent], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// The run's checkpoint JSON, if any.
     pub fn checkpoint(&self, task_id: &str) -> Result<Option<String>> {
         Ok(self

@@ -1,0 +1,110 @@
+//! HTTP blocks through the real server: a flow posts to a local upstream (a std TCP peer on
+//! 127.0.0.1:0) and uses the answer; a stop during a retry wait ends the run at once without
+//! another attempt.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{config, definition, Server};
+
+fn simple(v: Value) -> Value {
+    json!({"type": "Simple", "value": v})
+}
+
+fn expr(v: &str) -> Value {
+    json!({"type": "Expression", "value": v})
+}
+
+/// Answers every request with `answer` (a JSON body) until the test ends; counts requests.
+fn upstream(answer: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            seen.fetch_add(1, SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn a_flow_posts_and_uses_the_answer() {
+    let (url, count) = upstream(r#"{"target":"LM7"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let def = definition(
+        "ask",
+        json!([
+            {"id": 1, "name": "b1", "blockType": "PostBp", "children": {}, "inputParams": {
+                "url": simple(json!(format!("{url}/next"))),
+                "param": simple(json!("{\"station\":\"A-01\"}"))}},
+            {"id": 2, "name": "b2", "blockType": "SetTaskVariableBp", "children": {},
+             "inputParams": {"varName": simple(json!("target")),
+                "varValue": expr("blocks.b1.response.body.target")}}
+        ]),
+    );
+    let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+    assert!(code == 200 || code == 201, "{out}");
+    let body = json!({"defLabel": "ask", "taskRecordId": "t1"});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    let task = s.wait_status("t1", "finished");
+    let vars: Value = match &task["variables"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        v => v.clone(),
+    };
+    assert_eq!(vars["target"], "LM7", "{task}");
+    assert_eq!(count.load(SeqCst), 1, "sent once");
+    s.stop();
+}
+
+#[test]
+fn a_stop_during_a_retry_wait_ends_the_run_at_once() {
+    // Accepts and closes at once: every attempt fails as a transport error.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            seen.fetch_add(1, SeqCst);
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let def = definition(
+        "retrying",
+        json!([{"id": 1, "name": "b1", "blockType": "GetBp", "children": {}, "inputParams": {
+            "url": simple(json!(url)), "retry": simple(json!(true)),
+            "retryTimes": simple(json!(5)), "retryInterval": simple(json!(60000))}}]),
+    );
+    let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+    assert!(code == 200 || code == 201, "{out}");
+    let body = json!({"defLabel": "retrying", "taskRecordId": "r1"});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    support::until("the first attempt", || attempts.load(SeqCst) == 1);
+    let t0 = Instant::now();
+    let (code, out) = s.json("POST", "/api/tasks/r1/stop", None);
+    assert_eq!(code, 200, "{out}");
+    s.wait_status("r1", "stopped");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(attempts.load(SeqCst), 1, "no attempt after the stop");
+    s.stop();
+}
