@@ -141,6 +141,7 @@ pub fn items_with_http(config: &Config, http: &crate::config::HttpConfig) -> Vec
     let mut out = scheduler_items(config);
     out.extend(api_items(http));
     out.extend(store_items(config));
+    out.extend(modbus_items());
     out.extend(thread_items());
     out
 }
@@ -348,6 +349,30 @@ fn api_items(http: &crate::config::HttpConfig) -> Vec<Item> {
             "events",
             event,
             "committed events kept for live /api/events clients (a lagging one re-reads the store)",
+        ),
+    ]
+}
+
+/// The Modbus pool at its default bounds (`ModbusConfig::default()`; the configuration does not
+/// set them yet).
+fn modbus_items() -> Vec<Item> {
+    vec![
+        item(
+            "modbus connections",
+            MODBUS_CONNECTIONS_MAX,
+            "connections",
+            crate::modbus::pool::connection_bytes(),
+            "MODBUS_CONNECTIONS_MAX pooled connections, each with its target (host up to \
+             MODBUS_HOST_BYTES_MAX) and the two fixed 260-byte frames of the call using it; \
+             kernel socket buffers are not process memory",
+        ),
+        item(
+            "modbus reconnect backoffs",
+            MODBUS_BACKOFF_TARGETS_MAX,
+            "targets",
+            crate::modbus::pool::backoff_bytes(),
+            "MODBUS_BACKOFF_TARGETS_MAX failing targets remembered (the one due first is \
+             forgotten past it)",
         ),
     ]
 }

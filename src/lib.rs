@@ -8,6 +8,7 @@
 //! - [`blocks`]: the static registry of block kinds.
 //! - [`store`]: the only module that touches SQLite.
 //! - [`scheduler`]: admission, ready queues, run slots, timers, stop/pause/resume/retry, recovery.
+//! - [`modbus`]: Modbus TCP for the Modbus blocks (parameters, wire format, connection pool).
 //! - [`config`]: the TOML configuration file and its `VWED_*` environment overrides.
 //! - [`limits`]: every capacity; [`budget`]: the memory they allow in total.
 
@@ -21,6 +22,7 @@ pub mod fleet;
 pub mod flow;
 pub mod integrations;
 pub mod limits;
+pub mod modbus;
 pub mod scheduler;
 pub mod server;
 pub mod sites;

@@ -499,3 +499,77 @@ pub const FLEET_RETRY_JITTER_PERCENT: u64 = 20;
 
 /// Waiting site requests `GET /api/sites/waiters` lists at most (the oldest first).
 pub const SITE_WAITERS_LIST_MAX: usize = 1_000;
+
+// ---------------------------------------------------------------------------------------------
+// Modbus TCP (the Modbus blocks, `src/modbus/`)
+// ---------------------------------------------------------------------------------------------
+
+/// Open Modbus TCP connections across all targets (default of `ModbusConfig::connections_max`).
+/// A call that needs a new connection at the limit closes the least recently used idle one; if
+/// every connection is busy it waits for one to be returned, at most the request timeout, then
+/// fails with a transport error (retried like any transport error).
+pub const MODBUS_CONNECTIONS_MAX: usize = 16;
+
+/// Open connections to one target (host, port, slave) (default of
+/// `ModbusConfig::connections_per_target_max`). Further calls to the same target wait for the
+/// connection, as above: devices often accept only a few connections and answer one request at
+/// a time anyway.
+pub const MODBUS_CONNECTIONS_PER_TARGET_MAX: usize = 1;
+
+/// Milliseconds to open a connection (name resolution included) (default of
+/// `ModbusConfig::connect_timeout_ms`). Past it the call fails with a transport error and the
+/// target's reconnect backoff grows.
+pub const MODBUS_CONNECT_TIMEOUT_MS: u64 = 3_000;
+
+/// Milliseconds one request may wait for its answer (default of
+/// `ModbusConfig::request_timeout_ms`). Past it the connection is closed (its state is unknown)
+/// and the call fails with a transport error; the next call connects again.
+pub const MODBUS_REQUEST_TIMEOUT_MS: u64 = 2_000;
+
+/// First pause after a failed connect before the same target is connected again (default of
+/// `ModbusConfig::backoff_ms`). Calls in the pause fail at once with a transport error, without
+/// touching the network; each further failure doubles the pause.
+pub const MODBUS_RECONNECT_BACKOFF_MS: u64 = 1_000;
+
+/// Longest reconnect pause (default of `ModbusConfig::backoff_max_ms`): the doubling stops
+/// here, so a dead device is tried about twice a minute.
+pub const MODBUS_RECONNECT_BACKOFF_MAX_MS: u64 = 30_000;
+
+/// Failing targets whose reconnect backoff is remembered. Past it the entry whose pause ends
+/// first is forgotten (that target's next call connects at once).
+pub const MODBUS_BACKOFF_TARGETS_MAX: usize = 64;
+
+/// Milliseconds between the reads of a Modbus wait and between the retries of a transport
+/// error: RDS's `windTask.modbusConfig.retryDelay` default.
+pub const MODBUS_RETRY_DELAY_MS: u64 = 2_000;
+
+/// Shortest poll or retry delay: a shorter one is raised to it, so a misconfigured delay cannot
+/// hammer a device.
+pub const MODBUS_POLL_MS_MIN: u64 = 100;
+
+/// Bytes of a Modbus host name or address (`ipModbusHost`), the DNS maximum. Longer → the
+/// block's parameters are refused naming the parameter.
+pub const MODBUS_HOST_BYTES_MAX: usize = 253;
+
+/// Coils or discrete inputs one read may ask for (Modbus protocol maximum). More (`ipLength`)
+/// → the block's parameters are refused naming the parameter.
+pub const MODBUS_READ_BITS_MAX: u16 = 2_000;
+
+/// Registers one read may ask for (Modbus protocol maximum). More → refused as above.
+pub const MODBUS_READ_REGISTERS_MAX: u16 = 125;
+
+/// Coils one write may set (Modbus protocol maximum). A longer `ipCoilStatus` array → refused
+/// as above.
+pub const MODBUS_WRITE_BITS_MAX: u16 = 1_968;
+
+/// Holding registers one write may set (Modbus protocol maximum). A longer `ipRegisterData`
+/// array → refused as above.
+pub const MODBUS_WRITE_REGISTERS_MAX: u16 = 123;
+
+const _: () = assert!(MODBUS_CONNECTIONS_PER_TARGET_MAX <= MODBUS_CONNECTIONS_MAX);
+const _: () = assert!(MODBUS_CONNECTIONS_PER_TARGET_MAX > 0);
+const _: () = assert!(MODBUS_RECONNECT_BACKOFF_MS <= MODBUS_RECONNECT_BACKOFF_MAX_MS);
+const _: () = assert!(MODBUS_POLL_MS_MIN <= MODBUS_RETRY_DELAY_MS);
+const _: () = assert!(MODBUS_CONNECT_TIMEOUT_MS > 0 && MODBUS_REQUEST_TIMEOUT_MS > 0);
+const _: () = assert!(MODBUS_WRITE_BITS_MAX <= MODBUS_READ_BITS_MAX);
+const _: () = assert!(MODBUS_WRITE_REGISTERS_MAX <= MODBUS_READ_REGISTERS_MAX);
