@@ -21,6 +21,7 @@ pub mod fleet;
 pub mod flow;
 pub mod limits;
 pub mod scheduler;
+pub mod script;
 pub mod server;
 pub mod sites;
 pub mod store;
