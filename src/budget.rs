@@ -142,8 +142,38 @@ pub fn items_with_http(config: &Config, http: &crate::config::HttpConfig) -> Vec
     out.extend(api_items(http));
     out.extend(store_items(config));
     out.extend(modbus_items());
+    out.extend(script_items());
     out.extend(thread_items());
     out
+}
+
+/// The script runtime with its default bounds (`ScriptConfig::default()`).
+fn script_items() -> Vec<Item> {
+    vec![
+        item(
+            "script runtimes",
+            SCRIPT_SLOTS,
+            "runtimes",
+            SCRIPT_MEMORY_BYTES_MAX,
+            "one QuickJS heap of SCRIPT_MEMORY_BYTES_MAX per slot (SCRIPT_SLOTS): loaded scripts \
+             and a call's data; an allocation past it fails the call",
+        ),
+        item(
+            "script queue",
+            SCRIPT_QUEUE_MAX,
+            "calls",
+            SCRIPT_ARG_BYTES_MAX.max(SCRIPT_FILE_BYTES_MAX),
+            "calls waiting for a slot hold their argument (SCRIPT_ARG_BYTES_MAX), file writes \
+             their source (SCRIPT_FILE_BYTES_MAX); past SCRIPT_QUEUE_MAX a call is refused",
+        ),
+        item(
+            "script thread stacks",
+            SCRIPT_SLOTS,
+            "threads",
+            SCRIPT_THREAD_STACK_BYTES,
+            "one slot thread per runtime; reserved, resident only as used",
+        ),
+    ]
 }
 
 fn scheduler_items(config: &Config) -> Vec<Item> {

@@ -24,6 +24,7 @@ pub mod integrations;
 pub mod limits;
 pub mod modbus;
 pub mod scheduler;
+pub mod script;
 pub mod server;
 pub mod sites;
 pub mod store;

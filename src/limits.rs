@@ -419,6 +419,53 @@ pub const WEBHOOK_ATTEMPTS_MAX: u32 = 8;
 pub const WEBHOOK_SECRET_CHARS_MIN: usize = 16;
 
 // ---------------------------------------------------------------------------------------------
+// Scripts (`ScriptBp`, `ScriptVariablesBp`, `TriggerTaskEventBp`: src/script/)
+// ---------------------------------------------------------------------------------------------
+
+/// Script slots: OS threads, each owning one QuickJS runtime, that run script calls one at a
+/// time. More concurrent calls wait in the script queue (`SCRIPT_QUEUE_MAX`).
+pub const SCRIPT_SLOTS: usize = 2;
+
+/// Script calls (and script-file writes, which run on the slots too) waiting for a free slot.
+/// A call past it fails at once with a busy error naming the limit (never waits, never drops a
+/// queued call).
+pub const SCRIPT_QUEUE_MAX: usize = 32;
+
+/// Heap bytes of one slot's QuickJS runtime (its loaded scripts and a call's data together). An
+/// allocation past it fails the call with a memory error naming the limit; the slot then
+/// starts a fresh runtime (scripts reloaded) before its next call.
+pub const SCRIPT_MEMORY_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// Milliseconds one script call may run (also each script file's top-level code at load). Past
+/// it QuickJS's interrupt handler stops the script: the call fails with a timeout naming the
+/// limit and the slot starts a fresh runtime. Time spent inside a `jj` host call is counted
+/// but not interrupted (those calls have their own timeouts).
+pub const SCRIPT_CALL_MS_MAX: u64 = 5_000;
+
+/// Bytes of stack QuickJS may use for a script (deep recursion). Past it the script gets a
+/// `RangeError` it may catch; uncaught, the call fails naming the limit.
+pub const SCRIPT_STACK_BYTES_MAX: usize = 256 * 1024;
+
+/// Stack of each script slot's thread: QuickJS's own stack limit plus the Rust frames around it.
+pub const SCRIPT_THREAD_STACK_BYTES: usize = 1024 * 1024;
+
+/// Bytes of one script file. A larger upload is refused (HTTP 413) and a larger file found in
+/// the scripts folder is skipped at load with an error in the log.
+pub const SCRIPT_FILE_BYTES_MAX: usize = 256 * 1024;
+
+/// Script files in the scripts folder. Adding one more is refused (HTTP 422); files past it
+/// found on disk are not loaded (in name order), with an error in the log.
+pub const SCRIPT_FILES_MAX: usize = 64;
+
+/// Bytes of the JSON text of a script call's argument. A larger one fails the call at once
+/// (before queueing) naming the limit.
+pub const SCRIPT_ARG_BYTES_MAX: usize = 256 * 1024;
+
+/// Bytes of the JSON text of a script call's return value. A larger one fails the call naming
+/// the limit.
+pub const SCRIPT_RESULT_BYTES_MAX: usize = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
 // Compile-time relationships
 // ---------------------------------------------------------------------------------------------
 
@@ -445,6 +492,10 @@ const _: () = assert!(HTTP_CONNECTIONS_MAX <= CONFIG_HTTP_CONNECTIONS_MAX);
 const _: () = assert!(REQUEST_BODY_BYTES_MAX <= CONFIG_REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(WEBHOOK_RETRY_BASE_MS <= WEBHOOK_RETRY_MAX_MS);
 const _: () = assert!(WEBHOOKS_MAX < TASKS_TRACKED_MAX);
+const _: () = assert!(SCRIPT_STACK_BYTES_MAX * 2 <= SCRIPT_THREAD_STACK_BYTES);
+const _: () = assert!(SCRIPT_FILE_BYTES_MAX <= REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(SCRIPT_FILE_BYTES_MAX * 4 <= SCRIPT_MEMORY_BYTES_MAX);
+const _: () = assert!(SCRIPT_RESULT_BYTES_MAX <= VARIABLES_BYTES_MAX);
 
 /// Storage sites in the site table. Creating a new site at the limit fails with a limit error
 /// (HTTP 422) and writes nothing; existing sites can still be changed or deleted.

@@ -8,6 +8,7 @@ use crate::fleet::sim::SimFleet;
 use crate::flow::load;
 use crate::limits::SHUTDOWN_GRACE_MS;
 use crate::scheduler::Scheduler;
+use crate::script::{AppHost, ScriptConfig, ScriptPool, ScriptStore};
 use crate::store::{Store, StoreOptions};
 use crate::tasks::Tasks;
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ pub struct Running {
     sched: Scheduler,
     store: Store,
     tasks: Tasks,
+    scripts: Arc<ScriptPool>,
 }
 
 /// Opens the store in `config.data_dir`, starts the scheduler and serves the API.
@@ -74,7 +76,14 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
     let hook_stats = api::webhooks::WebhookStats::new(&config.webhooks);
-    let app = App::new(sched.clone(), api_config, hook_stats.clone(), sim);
+    let scripts = start_scripts(config, &sched)?;
+    let app = App::new(
+        sched.clone(),
+        api_config,
+        hook_stats.clone(),
+        sim,
+        scripts.clone(),
+    );
     if !config.webhooks.is_empty() {
         // Subscribed before the cursors are read, so no committed event goes unnoticed.
         let outbox = sched.subscribe_outbox();
@@ -96,7 +105,18 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         sched,
         store,
         tasks,
+        scripts,
     })
+}
+
+/// The script pool over `<data_dir>/scripts/`, its `jj` host reaching the scheduler, store,
+/// fleet and HTTP client.
+fn start_scripts(config: &Config, sched: &Scheduler) -> Result<Arc<ScriptPool>, String> {
+    let store = ScriptStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let host = Arc::new(AppHost::new(sched.clone()));
+    let pool =
+        ScriptPool::start(ScriptConfig::default(), store, host).map_err(|e| e.to_string())?;
+    Ok(Arc::new(pool))
 }
 
 impl Running {
@@ -105,12 +125,19 @@ impl Running {
         &self.sched
     }
 
+    /// The script runtime (the scripts of `<data_dir>/scripts/`).
+    pub fn scripts(&self) -> &Arc<ScriptPool> {
+        &self.scripts
+    }
+
     /// Graceful stop within `SHUTDOWN_GRACE_MS`: no new connections or requests, runs stop at
     /// their next commit (they resume on the next start), the store is flushed and closed.
     pub async fn shutdown(self) {
         self.app.stop();
         let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
         let ordered = async {
+            // First: a running script is interrupted (its host calls reach the scheduler).
+            self.scripts.shutdown(grace).await;
             self.sched.shutdown().await;
             self.tasks.join_all().await;
         };

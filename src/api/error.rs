@@ -2,6 +2,7 @@
 //! one place that maps every failure of the layers below to an HTTP status.
 
 use crate::scheduler::{ControlError, SaveError, SubmitError};
+use crate::script::ScriptError;
 use crate::store::StoreError;
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -136,6 +137,41 @@ impl From<SaveError> for ApiError {
                 err
             }
             SaveError::Store(e) => ApiError::store(e),
+        }
+    }
+}
+
+impl From<ScriptError> for ApiError {
+    fn from(e: ScriptError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ScriptError::BadName(_) => ApiError::field("name", message),
+            ScriptError::Syntax { line, message: m } => {
+                let mut err = ApiError::new(StatusCode::BAD_REQUEST, "syntax_error", message);
+                err.details = Some(Box::new(json!({"line": line, "message": m})));
+                err
+            }
+            ScriptError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+            }
+            ScriptError::TooMany { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit", message)
+            }
+            ScriptError::NoFile(_) | ScriptError::NotFound(_) => ApiError::not_found(message),
+            ScriptError::Busy { .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
+            }
+            ScriptError::Closed => ApiError::shutting_down(),
+            ScriptError::Timeout { .. }
+            | ScriptError::Memory { .. }
+            | ScriptError::Stack { .. }
+            | ScriptError::Thrown(_)
+            | ScriptError::BadResult(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "script_failed", message)
+            }
+            ScriptError::Io(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "script_store", message)
+            }
         }
     }
 }

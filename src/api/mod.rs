@@ -14,6 +14,7 @@ pub mod rds_query;
 mod rds_sites;
 mod robots;
 mod router;
+mod scripts;
 pub mod sim_core;
 mod sites;
 mod system;
@@ -73,6 +74,8 @@ pub struct App {
     pub webhooks: Arc<webhooks::WebhookStats>,
     /// The simulated fleet, when it is the fleet (its failure injection is then reachable).
     pub sim: Option<Arc<crate::fleet::sim::SimFleet>>,
+    /// The script runtime and its scripts folder (`/api/scripts`).
+    pub scripts: Arc<crate::script::ScriptPool>,
 }
 
 impl App {
@@ -82,6 +85,7 @@ impl App {
         config: ApiConfig,
         webhooks: Arc<webhooks::WebhookStats>,
         sim: Option<Arc<crate::fleet::sim::SimFleet>>,
+        scripts: Arc<crate::script::ScriptPool>,
     ) -> Arc<App> {
         let permits = Arc::new(Semaphore::new(config.connections_max));
         Arc::new(App {
@@ -94,6 +98,7 @@ impl App {
             stop: watch::channel(false).0,
             webhooks,
             sim,
+            scripts,
         })
     }
 

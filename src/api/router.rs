@@ -4,7 +4,7 @@
 use super::defs_io;
 use super::error::ApiError;
 use super::http::{self, Body};
-use super::{cache, defs, events, robots, sites, system, tasks, App};
+use super::{cache, defs, events, robots, scripts, sites, system, tasks, App};
 use super::{rds, rds_query, rds_sites};
 use crate::scheduler::Control;
 use hyper::body::Incoming;
@@ -78,6 +78,11 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         (&M::GET, ["api", "cache", key]) => cache::get(app, key).await,
         (&M::PUT, ["api", "cache", key]) => cache::put(app, key, req).await,
         (&M::DELETE, ["api", "cache", key]) => cache::delete(app, key).await,
+
+        (&M::GET, ["api", "scripts"]) => scripts::list(app).await,
+        (&M::GET, ["api", "scripts", name]) => scripts::get(app, name).await,
+        (&M::PUT, ["api", "scripts", name]) => scripts::put(app, name, req).await,
+        (&M::DELETE, ["api", "scripts", name]) => scripts::delete(app, name).await,
 
         // RDS-compatible routes (spec §5): `{code, msg, data}` answers, HTTP 200.
         (&M::POST, ["api", "set-order"]) => Ok(rds::set_order(app, req).await),
@@ -160,6 +165,8 @@ fn known_path(seg: &[&str]) -> bool {
             | ["api", "robots", _]
             | ["api", "sim", _, _, _]
             | ["api", "cache", _]
+            | ["api", "scripts"]
+            | ["api", "scripts", _]
             | ["api", "sites"]
             | ["api", "sites", _]
             | ["api", "sites", _, _]
