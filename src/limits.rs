@@ -422,6 +422,10 @@ pub const WEBHOOK_SECRET_CHARS_MIN: usize = 16;
 // Scripts (`ScriptBp`, `ScriptVariablesBp`, `TriggerTaskEventBp`: src/script/)
 // ---------------------------------------------------------------------------------------------
 
+/// Pause before a script block asks again when `SCRIPT_QUEUE_MAX` calls are waiting (the
+/// block waits meanwhile; stop and pause end the wait).
+pub const SCRIPT_BUSY_RETRY_MS: u64 = 200;
+
 /// Script slots: OS threads, each owning one QuickJS runtime, that run script calls one at a
 /// time. More concurrent calls wait in the script queue (`SCRIPT_QUEUE_MAX`).
 pub const SCRIPT_SLOTS: usize = 2;

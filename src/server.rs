@@ -76,7 +76,8 @@ pub async fn start(config: &Config) -> Result<Running, String> {
         handler_timeout_ms: config.http.handler_timeout_ms,
     };
     let hook_stats = api::webhooks::WebhookStats::new(&config.webhooks);
-    let scripts = start_scripts(config, &sched)?;
+    let script_store = ScriptStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let scripts = start_scripts(script_store, &sched)?;
     let app = App::new(
         sched.clone(),
         api_config,
@@ -109,14 +110,17 @@ pub async fn start(config: &Config) -> Result<Running, String> {
     })
 }
 
-/// The script pool over `<data_dir>/scripts/`, its `jj` host reaching the scheduler, store,
-/// fleet and HTTP client.
-fn start_scripts(config: &Config, sched: &Scheduler) -> Result<Arc<ScriptPool>, String> {
-    let store = ScriptStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+/// The script pool over `store` (the server's is `<data_dir>/scripts/`), its `jj` host
+/// reaching the scheduler, store, fleet and HTTP client; the scheduler's script blocks call it.
+pub fn start_scripts(store: ScriptStore, sched: &Scheduler) -> Result<Arc<ScriptPool>, String> {
     let host = Arc::new(AppHost::new(sched.clone()));
     let pool =
         ScriptPool::start(ScriptConfig::default(), store, host).map_err(|e| e.to_string())?;
-    Ok(Arc::new(pool))
+    let pool = Arc::new(pool);
+    if sched.set_scripts(pool.clone()).is_err() {
+        return Err("the scheduler has a script runtime already".into());
+    }
+    Ok(pool)
 }
 
 impl Running {

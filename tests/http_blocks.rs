@@ -108,3 +108,42 @@ fn a_stop_during_a_retry_wait_ends_the_run_at_once() {
     assert_eq!(attempts.load(SeqCst), 1, "no attempt after the stop");
     s.stop();
 }
+
+#[test]
+fn a_pause_during_a_retry_wait_holds_the_attempts_until_resumed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/x", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            seen.fetch_add(1, SeqCst);
+            drop(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&config(dir.path()));
+    let def = definition(
+        "held",
+        json!([{"id": 1, "name": "b1", "blockType": "GetBp", "children": {}, "inputParams": {
+            "url": simple(json!(url)), "retry": simple(json!(true)),
+            "retryTimes": simple(json!(5)), "retryInterval": simple(json!(60000))}}]),
+    );
+    let (code, out) = s.json("POST", "/api/task-defs", Some(def));
+    assert!(code == 200 || code == 201, "{out}");
+    let body = json!({"defLabel": "held", "taskRecordId": "h1"});
+    assert_eq!(s.json("POST", "/api/tasks", Some(body)).0, 201);
+    support::until("the first attempt", || attempts.load(SeqCst) == 1);
+    let (code, out) = s.json("POST", "/api/tasks/h1/pause", None);
+    assert_eq!(code, 200, "{out}");
+    s.wait_status("h1", "paused");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(attempts.load(SeqCst), 1, "no attempt while paused");
+    let (code, out) = s.json("POST", "/api/tasks/h1/resume", None);
+    assert_eq!(code, 200, "{out}");
+    support::until("an attempt after the resume", || attempts.load(SeqCst) == 2);
+    let (code, out) = s.json("POST", "/api/tasks/h1/stop", None);
+    assert_eq!(code, 200, "{out}");
+    s.wait_status("h1", "stopped");
+    s.stop();
+}

@@ -19,7 +19,9 @@ impl Behaviour for Http {
     fn woke(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
         match cx.take_io_reply() {
             Some(IoReply::Value(response)) => done_with(cx, "response", response),
-            Some(IoReply::Failed(reason)) => Err(Raise::Failure(reason)),
+            Some(IoReply::Failed(reason) | IoReply::Transport(reason)) => {
+                Err(Raise::Failure(reason))
+            }
             None => Err(Raise::Failure("no answer to the HTTP request".into())),
         }
     }

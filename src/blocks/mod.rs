@@ -7,8 +7,10 @@ mod control;
 mod data;
 mod http;
 mod later;
+mod modbus;
 mod robot_io;
 mod robots;
+mod script;
 mod sites;
 mod tasks;
 #[cfg(test)]
@@ -269,10 +271,30 @@ pub static REGISTRY: &[&KindSpec] = &[
     &tasks::SET_OUT_ORDER_NO,
     &tasks::MARK_TASK_START,
     &tasks::MARK_TASK_END,
+    &script::SCRIPT,
+    &script::SCRIPT_VARIABLES,
+    &script::TRIGGER_TASK_EVENT,
     &http::GET,
     &http::POST,
     &http::VWED_GET,
     &http::VWED_POST,
+    &modbus::COMMON_READ,
+    &modbus::COMMON_WRITE,
+    &modbus::COMMON_WAIT,
+    &modbus::READ_HOLDING,
+    &modbus::READ_INPUT,
+    &modbus::READ_COIL,
+    &modbus::READ_DISCRETE,
+    &modbus::SET_COIL,
+    &modbus::SET_REGISTER,
+    &modbus::WAIT_COIL,
+    &modbus::WAIT_REGISTER,
+    &modbus::BATCH_READ_HOLDING,
+    &modbus::BATCH_READ_INPUT,
+    &modbus::BATCH_READ_COIL,
+    &modbus::BATCH_READ_DISCRETE,
+    &modbus::BATCH_SET_COIL,
+    &modbus::BATCH_SET_HOLDING,
 ];
 
 /// The kind for a `blockType`, runnable or not. `SubTask::<id>` maps to the sub-task kind.

@@ -20,7 +20,7 @@ fn wait(op: TaskOp) -> Result<Action, Raise> {
 fn answer(cx: &mut Cx<'_>) -> Result<Value, Raise> {
     match cx.take_io_reply() {
         Some(IoReply::Value(v)) => Ok(v),
-        Some(IoReply::Failed(reason)) => Err(Raise::Failure(reason)),
+        Some(IoReply::Failed(reason) | IoReply::Transport(reason)) => Err(Raise::Failure(reason)),
         None => Err(Raise::Failure("no answer to the task operation".into())),
     }
 }

@@ -19,7 +19,7 @@ usage:
   vwed [serve] [--config FILE] [--data DIR] [--listen ADDR] [--insecure-open]
                                          the appliance and its HTTP API (default command)
   vwed check FILE...                     validate definitions, print every diagnostic
-  vwed run FILE [--label L] [--input k=v]... [--sites SITES.json] [--config FILE] [--json]
+  vwed run FILE [--label L] [--input k=v]... [--sites SITES.json] [--scripts DIR] [--config FILE] [--json]
                                          run one definition on a temporary store
   vwed bench [--tasks N] [--concurrency C] [--delay-ms D] [--data DIR] [--json]
                                          push N small flows through the scheduler and SQLite

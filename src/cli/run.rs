@@ -1,7 +1,9 @@
-//! `vwed run FILE [--label L] [--input k=v ...] [--sites SITES.json] [--config FILE] [--json]`:
+//! `vwed run FILE [--label L] [--input k=v ...] [--sites SITES.json] [--scripts DIR]
+//! [--config FILE] [--json]`:
 //! stores every definition of FILE in a temporary store with the simulated fleet of the
 //! configuration's `[fleet]` and the demo sites (or the sites of SITES.json, a
-//! JSON array as `/api/sites/import` takes), runs one of them through the real scheduler, prints
+//! JSON array as `/api/sites/import` takes) and the scripts of DIR for script blocks, runs one
+//! of them through the real scheduler, prints
 //! block-by-block progress to stderr, and exits 0 only when the run finishes. A run left waiting
 //! for a site that nothing else can change is reported as stalled.
 
@@ -23,6 +25,7 @@ struct Options {
     inputs: Map,
     json: bool,
     sites: Option<String>,
+    scripts: Option<String>,
     config: Option<String>,
 }
 
@@ -32,6 +35,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
     let mut inputs = Map::new();
     let mut json = false;
     let mut sites = None;
+    let mut scripts = None;
     let mut config = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -44,6 +48,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
             "--json" => json = true,
             "--label" => label = Some(value("--label")?),
             "--sites" => sites = Some(value("--sites")?),
+            "--scripts" => scripts = Some(value("--scripts")?),
             "--config" => config = Some(value("--config")?),
             "--input" => {
                 let kv = value("--input")?;
@@ -66,6 +71,7 @@ fn parse(args: &[String]) -> Result<Options, UsageError> {
         inputs,
         json,
         sites,
+        scripts,
         config,
     })
 }
@@ -119,6 +125,7 @@ pub(super) fn main(args: &[String]) -> Result<ExitCode, UsageError> {
         scheduler: config.scheduler,
         fleet: config.fleet,
         sites,
+        scripts: opts.scripts.map(std::path::PathBuf::from),
     };
     let result = rt.block_on(run(defs, chosen, opts.inputs, setup));
     match result {
@@ -213,6 +220,8 @@ struct Setup {
     scheduler: Config,
     fleet: crate::config::FleetConfig,
     sites: Vec<Site>,
+    /// The scripts folder for script blocks (`--scripts`); none: script blocks fail.
+    scripts: Option<std::path::PathBuf>,
 }
 
 async fn run(
@@ -229,6 +238,13 @@ async fn run(
         .await
         .map_err(|e| e.to_string())?;
     crate::server::put_sites(&sched, setup.sites, "vwed run").await?;
+    let scripts = match setup.scripts {
+        Some(dir) => {
+            let store = crate::script::ScriptStore::at(dir).map_err(|e| e.to_string())?;
+            Some(crate::server::start_scripts(store, &sched)?)
+        }
+        None => None,
+    };
     let mut def_id = None;
     for (i, raw) in defs.into_iter().enumerate() {
         let label = raw.label.clone();
@@ -280,6 +296,9 @@ async fn run(
         }
     }
     let report = report(&sched, record).await?;
+    if let Some(pool) = scripts {
+        pool.shutdown(std::time::Duration::from_secs(1)).await;
+    }
     sched.shutdown().await;
     tasks.join_all().await;
     store.close();

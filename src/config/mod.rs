@@ -48,7 +48,8 @@ const HTTP_KEYS: &[&str] = &[
 const WEBHOOK_KEYS: &[&str] = &["url", "events", "secret"];
 
 /// Outbox event kinds a webhook may ask for.
-pub const WEBHOOK_EVENT_KINDS: &[&str] = &["task", "block", "task-state", "site", "robot"];
+pub const WEBHOOK_EVENT_KINDS: &[&str] =
+    &["task", "block", "task-state", "task-event", "site", "robot"];
 
 /// One `[[webhook]]`: where to POST outbox events, which kinds, and the HMAC secret.
 #[derive(Clone, PartialEq, Eq)]

@@ -204,6 +204,50 @@ impl Cx<'_> {
         self.out.records.push(Record::StateDescription(text));
     }
 
+    /// Sets `taskInputs` members (`TriggerTaskEventBp`); the whole of them stays under
+    /// `TASK_INPUTS_BYTES_MAX`, or nothing is set and the block fails naming it.
+    pub fn set_task_inputs(&mut self, members: &Map) -> Result<(), Raise> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut inputs = self.run.task_inputs.clone();
+        for (k, v) in members {
+            inputs.insert(k.clone(), v.clone());
+        }
+        let max = crate::limits::TASK_INPUTS_BYTES_MAX;
+        let bytes = value::approx_bytes(&Value::Object(inputs.clone()));
+        if bytes > max {
+            return Err(Raise::Failure(format!(
+                "taskInputs would take {bytes} bytes, over TASK_INPUTS_BYTES_MAX ({max})"
+            )));
+        }
+        self.run.task_inputs = inputs;
+        let text = Value::Object(members.clone()).to_string();
+        self.out.records.push(Record::TaskInputs(text));
+        Ok(())
+    }
+
+    /// Publishes a `task-event` (`TriggerTaskEventBp`) with the step: `/api/events` and
+    /// webhooks get `{taskId, event, eventData, result}` (values cut at `RECORD_VALUE_BYTES_MAX`).
+    pub fn publish_task_event(
+        &mut self,
+        name: &str,
+        data: &Value,
+        result: &Value,
+    ) -> Result<(), Raise> {
+        let max = crate::limits::RECORD_VALUE_BYTES_MAX;
+        let cut = |v: &Value| match value::approx_bytes(v) <= max {
+            true => v.clone(),
+            false => Value::String(value::to_json_truncated(v, max)),
+        };
+        let payload = serde_json::json!({"taskId": self.run.id, "event": name,
+            "eventData": cut(data), "result": cut(result)});
+        self.out
+            .records
+            .push(Record::TaskEvent(payload.to_string()));
+        Ok(())
+    }
+
     /// Sets the run's `outOrderNo` (`SetOutOrderNoBp`; truncated at `OUT_ORDER_NO_BYTES_MAX`).
     pub fn set_out_order_no(&mut self, text: String) {
         let text = truncate(text, crate::limits::OUT_ORDER_NO_BYTES_MAX);

@@ -240,6 +240,11 @@ pub enum Record {
     StateDescription(String),
     /// `outOrderNo` set (`SetOutOrderNoBp`).
     OutOrderNo(String),
+    /// `taskInputs` members set (`TriggerTaskEventBp`): a JSON object; the record's stored
+    /// inputs follow for the declared names.
+    TaskInputs(String),
+    /// A `task-event` for `/api/events` and webhooks (`TriggerTaskEventBp`): its JSON payload.
+    TaskEvent(String),
     CacheSet {
         key: String,
         value: String,
@@ -264,7 +269,10 @@ impl Record {
             Record::BlockStatus { reason, .. } => reason.len(),
             Record::Log { message, .. } => message.len(),
             Record::VariablesChanged => 0,
-            Record::StateDescription(text) | Record::OutOrderNo(text) => text.len(),
+            Record::StateDescription(text)
+            | Record::OutOrderNo(text)
+            | Record::TaskInputs(text)
+            | Record::TaskEvent(text) => text.len(),
             Record::CacheSet { key, value } => key.len() + value.len(),
             Record::CacheDelete { key } => key.len(),
             Record::Priority(_) => 0,

@@ -17,6 +17,26 @@ pub enum IoOp {
     Task(TaskOp),
     /// An HTTP block's request (spec §3.9).
     Http(http::HttpOp),
+    /// A Modbus block's read, write or wait (spec §3.10); the answer is the block's
+    /// `modbusValue` output in `shape` (null for `None`).
+    Modbus {
+        op: crate::modbus::ModbusOp,
+        shape: crate::modbus::OutputShape,
+    },
+    /// A script function call (spec §3.4): the answer is the `result` object's members (null
+    /// when the function returned no `result`).
+    Script(ScriptCall),
+}
+
+/// A `ScriptBp`, `ScriptVariablesBp` or `TriggerTaskEventBp` call: the function and the parts
+/// of its argument the block knows (the scheduler adds the task record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptCall {
+    pub function: String,
+    /// `eventData`: the block's `functionArgs` / `eventData` as resolved.
+    pub event_data: Value,
+    /// `blockVo`: `{blockId, blockName, blockType, remark, maxTimeOut, errorMsg}`.
+    pub block: Value,
 }
 
 /// A task-control operation (spec §3.5).
@@ -57,6 +77,9 @@ pub enum IoReply {
     Value(Value),
     /// The op could not be done; the block fails with this reason.
     Failed(String),
+    /// A transport error (unreachable device, timeout, exception answer): the block may try
+    /// again later (RDS retries Modbus transport errors, spec §3.10).
+    Transport(String),
 }
 
 impl IoOp {

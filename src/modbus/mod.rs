@@ -15,7 +15,7 @@ mod params_tests;
 #[cfg(test)]
 mod pool_tests;
 #[cfg(test)]
-mod tests_server;
+pub(crate) mod tests_server;
 
 pub use params::{output, parse_block, OutputShape, BLOCK_TYPES};
 pub use pool::{ModbusConfig, ModbusPool, ModbusStats};

@@ -44,7 +44,7 @@ pub const BLOCK_TYPES: &[&str] = &[
 ];
 
 /// The `modbusValue` output a block writes, by its type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputShape {
     /// No output (writes and waits).
     None,

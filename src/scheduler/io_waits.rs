@@ -13,8 +13,11 @@ use super::op_waits::{OpDone, OpEnd};
 use super::{Command, Control, ControlError, Shared, SubmitError, SubmitRequest};
 use crate::api::rds_query::record_json;
 use crate::engine::Reply;
-use crate::integrations::{IoOp, IoReply, TaskAction, TaskOp};
-use crate::limits::{SUB_TASKS_LIVE_PER_RUN_MAX, SUB_TASK_DEPTH_MAX};
+use crate::integrations::{IoOp, IoReply, ScriptCall, TaskAction, TaskOp};
+use crate::limits::SCRIPT_BUSY_RETRY_MS;
+use crate::limits::{MODBUS_RETRY_DELAY_MS, SUB_TASKS_LIVE_PER_RUN_MAX, SUB_TASK_DEPTH_MAX};
+use crate::modbus::{ModbusAction, ModbusOp, ModbusValue, OutputShape};
+use crate::script::{result_object, CallContext, ScriptError};
 use crate::store::TaskRecord;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -44,6 +47,8 @@ impl Driver {
             let reply = match op {
                 IoOp::Task(op) => task_op(&shared, &run, op).await,
                 IoOp::Http(op) => Some(crate::integrations::http::perform(&shared.http, &op).await),
+                IoOp::Modbus { op, shape } => Some(modbus_op(&shared, &op, shape).await),
+                IoOp::Script(call) => Some(script_call(&shared, &run, call).await),
             };
             match reply {
                 Some(reply) => OpEnd::Answer(Reply::Io(reply)),
@@ -78,6 +83,65 @@ impl Driver {
             }
             Completion::Done
         }));
+    }
+}
+
+/// A Modbus read or write, once (the block retries transport errors itself, marking its
+/// record 1007 meanwhile), or a wait, polled every `MODBUS_RETRY_DELAY_MS` here until the
+/// value matches (transport errors are retried at the same rate).
+async fn modbus_op(shared: &Shared, op: &ModbusOp, shape: OutputShape) -> IoReply {
+    let result = match op.action {
+        ModbusAction::Wait { .. } => shared
+            .modbus
+            .wait_until(op, MODBUS_RETRY_DELAY_MS)
+            .await
+            .map(|()| ModbusValue::Written),
+        _ => shared.modbus.execute(op).await,
+    };
+    match result {
+        Ok(value) => IoReply::Value(crate::modbus::output(shape, &value)),
+        Err(e) if e.is_transport() => IoReply::Transport(format!("{}: {e}", op.target)),
+        Err(e) => IoReply::Failed(format!("{}: {e}", op.target)),
+    }
+}
+
+/// A script call with RDS's argument (spec §3.4); the answer is the members of the returned
+/// `result` object, or null without one. A full call queue is waited out (a retry every
+/// `SCRIPT_BUSY_RETRY_MS`, inside the block's cancellable wait).
+async fn script_call(shared: &Shared, run: &str, call: ScriptCall) -> IoReply {
+    let Some(pool) = shared.scripts.get() else {
+        return failed("scripts are not available here (no script runtime was started)");
+    };
+    let rec = match record(shared, run).await {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return failed(format!("task record {run} is gone")),
+        Err(reply) => return reply,
+    };
+    let arg = json!({"eventData": call.event_data, "taskId": rec.def_id,
+        "taskRecord": record_json(&rec), "blockVo": call.block});
+    let ctx = CallContext {
+        task_id: rec.def_id.clone(),
+        record_id: run.to_string(),
+        block_id: call.block["blockName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let returned = loop {
+        match pool
+            .call(&call.function, arg.to_string(), ctx.clone())
+            .await
+        {
+            Err(ScriptError::Busy { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(SCRIPT_BUSY_RETRY_MS)).await
+            }
+            other => break other,
+        }
+    };
+    match returned.and_then(|v| result_object(&v)) {
+        Ok(Some(members)) => IoReply::Value(Value::Object(members)),
+        Ok(None) => IoReply::Value(Value::Null),
+        Err(e) => failed(format!("{}: {e}", call.function)),
     }
 }
 

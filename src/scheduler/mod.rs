@@ -25,7 +25,11 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_examples;
 #[cfg(test)]
+mod tests_modbus;
+#[cfg(test)]
 mod tests_robots;
+#[cfg(test)]
+mod tests_scripts;
 #[cfg(test)]
 mod tests_sites;
 #[cfg(test)]
@@ -245,6 +249,11 @@ struct Shared {
     fleet: Arc<dyn crate::fleet::Fleet>,
     /// The bounded client HTTP blocks share.
     http: crate::api::client::HttpClient,
+    /// The bounded Modbus TCP connections Modbus blocks share.
+    modbus: crate::modbus::ModbusPool,
+    /// The script runtime script blocks call, once the server has started it (its `jj` host
+    /// needs this scheduler, so it comes second).
+    scripts: std::sync::OnceLock<Arc<crate::script::ScriptPool>>,
 }
 
 /// A handle to the running scheduler; cheap to clone.
@@ -304,6 +313,8 @@ impl Scheduler {
             outbox: broadcast::channel(limits::OUTBOX_LIVE_BUFFER).0,
             fleet,
             http: crate::integrations::http::client(),
+            modbus: crate::modbus::ModbusPool::new(crate::modbus::ModbusConfig::default()),
+            scripts: std::sync::OnceLock::new(),
         });
         let driver = driver::Driver::recover(shared.clone(), rx)
             .await
@@ -312,6 +323,14 @@ impl Scheduler {
             .spawn("scheduler", driver.run())
             .map_err(StartError::Spawn)?;
         Ok(Scheduler { shared })
+    }
+
+    /// Gives script blocks their runtime (once; a second pool is refused and returned).
+    pub fn set_scripts(
+        &self,
+        pool: Arc<crate::script::ScriptPool>,
+    ) -> Result<(), Arc<crate::script::ScriptPool>> {
+        self.shared.scripts.set(pool)
     }
 
     /// The store the scheduler writes to.

@@ -39,6 +39,10 @@ enum Op {
     CacheSet(String, String),
     CacheDelete(String),
     Priority(i64),
+    /// `taskInputs` members (JSON object) merged into the stored inputs.
+    TaskInputs(String),
+    /// A `task-event` payload for the outbox.
+    TaskEvent(String),
 }
 
 /// The status a run's record takes after a step, with code and reason.
@@ -191,6 +195,8 @@ impl StepWrite {
                 }
                 Record::CacheDelete { key } => ops.push(Op::CacheDelete(key.clone())),
                 Record::Priority(p) => ops.push(Op::Priority(*p)),
+                Record::TaskInputs(text) => ops.push(Op::TaskInputs(text.clone())),
+                Record::TaskEvent(text) => ops.push(Op::TaskEvent(text.clone())),
             }
         }
         let started = out
@@ -297,6 +303,10 @@ impl StepWrite {
                 Op::Priority(p) => {
                     tx.set_task_priority(id, *p, super::level_of(*p))?;
                     tx.site_requests_priority(id, *p)?;
+                }
+                Op::TaskInputs(members) => tx.merge_task_inputs(id, members)?,
+                Op::TaskEvent(payload) => {
+                    events.push(tx.outbox_append("task-event", Some(id), payload, now)?);
                 }
             }
         }

@@ -88,6 +88,8 @@ async fn idle_driver() -> (driver::Driver, TempDir) {
             crate::fleet::sim::SimConfig::default(),
         )),
         http: crate::integrations::http::client(),
+        modbus: crate::modbus::ModbusPool::new(crate::modbus::ModbusConfig::default()),
+        scripts: std::sync::OnceLock::new(),
     });
     (driver::Driver::recover(shared, rx).await.unwrap(), dir)
 }

@@ -15,16 +15,21 @@ const EXAMPLES: &str = concat!(
 );
 
 impl Env {
-    async fn example(&self, file: &str, inputs: Value) -> TaskRecord {
-        let text = std::fs::read_to_string(format!("{EXAMPLES}{file}")).unwrap();
-        let raw = load::load_text(&text, file).remove(0).unwrap();
+    /// Stores the first definition of `path` and starts it with `inputs`: the run's id.
+    pub(super) async fn submit_file(&self, path: &str, inputs: Value) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        let raw = load::load_text(&text, path).remove(0).unwrap();
         let (saved, _) = self.sched.save_definition(raw).await.unwrap();
         let req = SubmitRequest {
             def_id: Some(saved.id),
             inputs: inputs.as_object().cloned().unwrap_or_default(),
             ..SubmitRequest::default()
         };
-        let id = self.sched.submit(req).await.unwrap().id;
+        self.sched.submit(req).await.unwrap().id
+    }
+
+    async fn example(&self, file: &str, inputs: Value) -> TaskRecord {
+        let id = self.submit_file(&format!("{EXAMPLES}{file}"), inputs).await;
         self.sched.wait_terminal(&id).await.unwrap()
     }
 

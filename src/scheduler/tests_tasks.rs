@@ -510,3 +510,39 @@ async fn a_run_starts_at_most_sub_tasks_live_per_run_max_children() {
     assert!(reason.contains("SUB_TASKS_LIVE_PER_RUN_MAX"), "{reason}");
     assert_eq!(e.children_of(&p).await.len(), SUB_TASKS_LIVE_PER_RUN_MAX);
 }
+
+/// Pausing a parent that waits for its child pauses the parent only; resumed, it takes the
+/// child's end (the child finished meanwhile) and goes on.
+#[tokio::test(start_paused = true)]
+async fn a_paused_parent_takes_its_childs_end_when_resumed() {
+    let e = env(Config::default()).await;
+    e.define("slow", delay_flow(), json!({})).await;
+    let after = b(2, "PrintBp", json!({"message": simple("after the child")}));
+    let child = sub(
+        1,
+        "slow",
+        sync(json!({"taskRecordId": simple("kid"), "ms": simple("20000")})),
+    );
+    e.define("p", json!([child, after]), json!({})).await;
+    let p = e.submit("p", 1).await;
+    e.until("kid", TaskStatus::Running).await;
+    assert_eq!(
+        e.sched.control(&p, Control::Pause).await.unwrap(),
+        TaskStatus::Paused
+    );
+    assert_eq!(
+        e.end_of("kid").await.status,
+        TaskStatus::Finished,
+        "the child goes on"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(e.status(&p).await, TaskStatus::Paused);
+    e.sched.control(&p, Control::Resume).await.unwrap();
+    let rec = e.end_of(&p).await;
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert!(e
+        .logs(&p)
+        .await
+        .iter()
+        .any(|l| l.contains("after the child")));
+}

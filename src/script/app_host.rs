@@ -42,14 +42,29 @@ impl AppHost {
 }
 
 impl ScriptHost for AppHost {
+    /// One task log line of the calling run (level info), attributed to its block; the
+    /// process log gets it too when the store refuses it.
     fn log(&self, call: &CallContext, message: &str) {
-        log::info!(
-            target: "vwed::script",
-            "[{}][{}][{}] {message}",
-            call.task_id,
-            call.record_id,
-            call.block_id
+        let (run, block, text) = (
+            call.record_id.clone(),
+            call.block_id.clone(),
+            format!("[script] {message}"),
         );
+        let now = self.sched.now_ms();
+        let written = self.handle.block_on(
+            self.sched
+                .store()
+                .write(move |tx| tx.task_log(&run, Some(&block), 1, &text, now)),
+        );
+        if let Err(e) = written {
+            log::info!(
+                target: "vwed::script",
+                "[{}][{}][{}] {message} (not in the task log: {e})",
+                call.task_id,
+                call.record_id,
+                call.block_id
+            );
+        }
     }
 
     fn get_cache(&self, key: &str) -> Result<Option<String>, String> {

@@ -71,7 +71,7 @@ impl DefinitionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub id: i64,
-    /// `task`, `block`, `task-state` or `site`.
+    /// `task`, `block`, `task-state`, `task-event`, `robot` or `site`.
     pub kind: String,
     pub task_id: Option<String>,
     /// JSON text.

@@ -166,6 +166,48 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
+    /// Sets the stored `defaultValue` of the task's declared inputs named in `members` (a JSON
+    /// object; spec §3.5 `TriggerTaskEventBp`); names the definition does not declare are not
+    /// stored. The result stays under `TASK_INPUTS_BYTES_MAX` or nothing changes.
+    pub fn merge_task_inputs(&mut self, id: &str, members: &str) -> Result<()> {
+        let members: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(members).unwrap_or_default();
+        let stored: Option<String> = self
+            .conn
+            .prepare_cached("SELECT input_params FROM task_record WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(stored) = stored else {
+            return Ok(());
+        };
+        let mut entries: serde_json::Value =
+            serde_json::from_str(&stored).unwrap_or(serde_json::Value::Array(Vec::new()));
+        let Some(list) = entries.as_array_mut() else {
+            return Ok(());
+        };
+        let mut changed = false;
+        for entry in list.iter_mut() {
+            let name = entry.get("name").and_then(|n| n.as_str()).map(String::from);
+            if let Some(value) = name.and_then(|n| members.get(&n)) {
+                entry["defaultValue"] = value.clone();
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        let text = entries.to_string();
+        check_len(
+            text.len(),
+            "TASK_INPUTS_BYTES_MAX",
+            limits::TASK_INPUTS_BYTES_MAX,
+        )?;
+        self.conn
+            .prepare_cached("UPDATE task_record SET input_params = ?2 WHERE id = ?1")?
+            .execute(params![id, text])?;
+        Ok(())
+    }
+
     /// Marks the task as manually ended (RDS manual-end). False when not found.
     pub fn set_manual_end(&mut self, id: &str) -> Result<bool> {
         let n = self
