@@ -1,28 +1,78 @@
 //! HTTP blocks (spec §3.9): `GetBp`, `PostBp` and VWED's `HttpGetBp`, `HttpPostBp`. Each builds
-//! one [`HttpOp`] from its parameters and waits while the scheduler sends it; the answer is the
-//! `response` output.
+//! one [`HttpOp`] from its parameters and waits while the scheduler sends it once; the answer is
+//! the `response` output. With `retry`, a transport error is logged and the block waits
+//! `retryInterval` (a timer: stop and pause act at once) before the next attempt, at most
+//! `retryTimes` attempts; the request and the attempt count are kept in the block's frame
+//! (within `FRAME_DATA_BYTES_MAX`), so a restart goes on counting.
 
 use super::{done_with, Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
-use crate::engine::{Action, Cx, Raise, Wait};
+use crate::engine::{Action, Cx, LogLevel, Raise, Wait};
 use crate::integrations::http::{HttpKind, HttpOp};
 use crate::integrations::{IoOp, IoReply};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug)]
 struct Http(HttpKind);
 
+fn send(op: HttpOp) -> Result<Action, Raise> {
+    Ok(Action::Wait(Wait::Io(Box::new(IoOp::Http(op)))))
+}
+
+/// What a retrying block keeps between attempts: its request and the attempt under way.
+#[derive(Serialize, Deserialize)]
+struct Retrying {
+    op: HttpOp,
+    attempt: u32,
+}
+
 impl Behaviour for Http {
     fn start(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
         let op = HttpOp::from_params(self.0, cx.params()).map_err(Raise::Failure)?;
-        Ok(Action::Wait(Wait::Io(Box::new(IoOp::Http(op)))))
+        if op.attempts > 1 {
+            let kept = Retrying {
+                op: op.clone(),
+                attempt: 1,
+            };
+            let kept = serde_json::to_value(kept).map_err(|e| Raise::Failure(e.to_string()))?;
+            cx.keep(kept)?;
+        }
+        send(op)
     }
 
     fn woke(&self, cx: &mut Cx<'_>) -> Result<Action, Raise> {
-        match cx.take_io_reply() {
+        let reply = cx.take_io_reply();
+        let retrying = || -> Result<Retrying, Raise> {
+            serde_json::from_value(cx.own_data().clone())
+                .map_err(|e| Raise::Failure(format!("HTTP retry state: {e}")))
+        };
+        match reply {
             Some(IoReply::Value(response)) => done_with(cx, "response", response),
-            Some(IoReply::Failed(reason) | IoReply::Transport(reason)) => {
-                Err(Raise::Failure(reason))
+            Some(IoReply::Failed(reason)) => Err(Raise::Failure(reason)),
+            Some(IoReply::Transport(reason)) => {
+                let Ok(state) = retrying() else {
+                    return Err(Raise::Failure(reason)); // retry off: one attempt
+                };
+                let (attempt, of) = (state.attempt, state.op.attempts);
+                if attempt >= of {
+                    return Err(Raise::Failure(format!("{reason} (after {of} attempts)")));
+                }
+                let next_ms = state.op.interval_ms;
+                let line = format!("attempt {attempt} of {of}: {reason}; again in {next_ms} ms");
+                cx.log(LogLevel::Warn, line);
+                Ok(Action::Wait(Wait::Timer {
+                    ms: i64::try_from(next_ms).unwrap_or(i64::MAX),
+                }))
             }
-            None => Err(Raise::Failure("no answer to the HTTP request".into())),
+            // The pause between attempts is over: the next attempt.
+            None => {
+                let mut state = retrying()?;
+                state.attempt += 1;
+                let op = state.op.clone();
+                let kept =
+                    serde_json::to_value(state).map_err(|e| Raise::Failure(e.to_string()))?;
+                cx.keep(kept)?;
+                send(op)
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::state::{FiberState, Frame, Mode};
 use super::step::{Engine, Hook};
-use super::{block_code, code, Class, Outcome, Raise, Raised, Record};
+use super::{block_code, code, Class, EffectKind, Outcome, Raise, Raised, Record};
 
 impl Engine<'_> {
     pub(super) fn raise(&mut self, fid: u32, raise: Raise) {
@@ -259,6 +259,10 @@ impl Engine<'_> {
             return Outcome::Interrupted { reason };
         }
         if self.run.paused {
+            if self.unpausable_in_flight() {
+                // The pause takes effect once that work has answered (spec §4.6).
+                return Outcome::Waiting;
+            }
             self.cancel_all_waits();
             return Outcome::Paused;
         }
@@ -267,6 +271,18 @@ impl Engine<'_> {
         } else {
             Outcome::Waiting
         }
+    }
+
+    /// Whether a fiber waits for work a pause cannot cut short (an HTTP request or a script
+    /// call in flight).
+    fn unpausable_in_flight(&self) -> bool {
+        self.run.fibers.iter().any(|f| {
+            f.state == FiberState::Waiting
+                && matches!(
+                    f.frames.last().and_then(|t| t.wait.as_ref()),
+                    Some((_, EffectKind::Io(op))) if !op.pausable()
+                )
+        })
     }
 
     pub(super) fn cancel_all_waits(&mut self) {

@@ -1,16 +1,15 @@
 //! The HTTP blocks' requests (spec §3.9): `GetBp`/`PostBp` (RDS) and `HttpGetBp`/`HttpPostBp`
 //! (VWED, as aliases: `headers` for `header`, a per-request `timeout`, the POST body from the
 //! first of `params`, `param`, `body`). [`HttpOp::from_params`] turns a block's evaluated
-//! parameters into one request description; [`perform`] sends it through the bounded client
-//! (connect and total timeouts, answer cap, requests in flight) with the block's retry policy:
-//! only transport errors are retried, `retryInterval` apart, and the wait between attempts is
-//! part of the block's cancellable wait (stop and pause end it at once).
+//! parameters into one request description with its retry policy; [`perform`] sends it once
+//! through the bounded client (connect and total timeouts, answer cap, requests in flight).
+//! The block retries transport errors itself (`blocks::http`): `retryInterval` apart, at most
+//! `retryTimes` attempts, each pause a timer wait that stop and pause end at once.
 
 use super::IoReply;
 use crate::api::client::{ClientError, HttpClient, Outbound};
 use crate::value::{self, Map, Value};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Time to open a block's connection (spec §3.9 recommends 5 s); past it the attempt fails as
 /// a transport error (retried when `retry` is on).
@@ -266,7 +265,8 @@ fn json_body(body: &[u8]) -> Result<Option<Value>, String> {
         .map_err(|_| format!("can not cast to JSON.: {}", quote(body)))
 }
 
-/// Sends `op` with its retry policy; the block's `response` or why it failed.
+/// Sends `op` once: the block's `response`, a transport error the block may retry
+/// ([`IoReply::Transport`]: no connection, no answer in time), or why it failed.
 pub async fn perform(client: &HttpClient, op: &HttpOp) -> IoReply {
     let method = if op.post { "POST" } else { "GET" };
     let out = Outbound {
@@ -279,37 +279,19 @@ pub async fn perform(client: &HttpClient, op: &HttpOp) -> IoReply {
             .map(|(ctype, text)| (ctype.as_str(), text.as_bytes().to_vec())),
         timeout_ms: op.timeout_ms,
     };
-    let mut attempt = 1;
-    let (status, body) = loop {
-        match client.send(out.clone()).await {
-            Ok(answer) => break answer,
-            Err(ClientError::TooLarge { .. }) => {
-                return IoReply::Failed(format!(
-                    "{method} {}: answer body over HTTP_BLOCK_BODY_BYTES_MAX \
-                     ({HTTP_BLOCK_BODY_BYTES_MAX} bytes)",
-                    op.url
-                ))
-            }
-            Err(e @ (ClientError::Connect(_) | ClientError::Timeout { .. }))
-                if attempt < op.attempts =>
-            {
-                log::warn!(
-                    "{method} {} (attempt {attempt} of {}): {e}",
-                    op.url,
-                    op.attempts
-                );
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(op.interval_ms)).await;
-            }
-            Err(e) => {
-                let tries = if op.attempts > 1 {
-                    format!(" after {} attempts", op.attempts)
-                } else {
-                    String::new()
-                };
-                return IoReply::Failed(format!("{method} {}{tries}: {e}", op.url));
-            }
+    let (status, body) = match client.send(out).await {
+        Ok(answer) => answer,
+        Err(ClientError::TooLarge { .. }) => {
+            return IoReply::Failed(format!(
+                "{method} {}: answer body over HTTP_BLOCK_BODY_BYTES_MAX \
+                 ({HTTP_BLOCK_BODY_BYTES_MAX} bytes)",
+                op.url
+            ))
         }
+        Err(e @ (ClientError::Connect(_) | ClientError::Timeout { .. })) => {
+            return IoReply::Transport(format!("{method} {}: {e}", op.url))
+        }
+        Err(e) => return IoReply::Failed(format!("{method} {}: {e}", op.url)),
     };
     let ok = (200..300).contains(&status);
     if !op.post && !ok {

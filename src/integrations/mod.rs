@@ -89,6 +89,12 @@ impl IoOp {
         matches!(self, IoOp::Task(TaskOp::Child { wait: true, .. }))
     }
 
+    /// Whether a pause may cut this op short. An HTTP request or a script call in flight cannot
+    /// be suspended: a pause waits for it to answer (spec §4.6), then takes effect.
+    pub fn pausable(&self) -> bool {
+        !matches!(self, IoOp::Http(_) | IoOp::Script(_))
+    }
+
     /// The child a waiting parent waits for.
     pub fn awaited_child(&self) -> Option<&str> {
         match self {

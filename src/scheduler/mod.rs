@@ -25,6 +25,8 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_examples;
 #[cfg(test)]
+mod tests_http;
+#[cfg(test)]
 mod tests_modbus;
 #[cfg(test)]
 mod tests_robots;
@@ -331,6 +333,11 @@ impl Scheduler {
         pool: Arc<crate::script::ScriptPool>,
     ) -> Result<(), Arc<crate::script::ScriptPool>> {
         self.shared.scripts.set(pool)
+    }
+
+    /// The bounded HTTP client HTTP blocks use (scripts' `jj` shares it).
+    pub fn http_client(&self) -> crate::api::client::HttpClient {
+        self.shared.http.clone()
     }
 
     /// The store the scheduler writes to.

@@ -297,3 +297,50 @@ async fn without_a_script_runtime_script_blocks_fail_saying_so() {
     let reason = rec.ended_reason.unwrap_or_default();
     assert!(reason.contains("scripts are not available"), "{reason}");
 }
+
+/// A script call in flight is not cut short by a pause (spec §4.6): it completes, its result
+/// is merged, then the run pauses; resumed, the run goes on without calling it again.
+#[tokio::test(start_paused = true)]
+async fn a_pause_waits_for_the_script_call_in_flight() {
+    use super::tests::{b, simple};
+    const SLOW: &str = r#"
+function slow(text) {
+    var until = Date.now() + 120;
+    while (Date.now() < until) {}
+    jj.log("slow ran");
+    return { result: JSON.stringify({ done: true }) };
+}
+"#;
+    let (e, pool, _dir) = with_files(&[("slow.js", SLOW)]).await;
+    let flow = json!([
+        b(1, "ScriptBp", json!({"functionName": simple("slow")})),
+        b(2, "PrintBp", json!({"message": simple("after")})),
+    ]);
+    e.define("slowpoke", flow, json!({})).await;
+    let id = e.submit("slowpoke", 1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !e.blocks(&id).await.iter().any(|(n, _)| n == "b1") {
+        assert!(std::time::Instant::now() < deadline, "b1 never started");
+        tokio::task::yield_now().await;
+    }
+    let settled = e.sched.control(&id, Control::Pause).await.unwrap();
+    let rec = e.record(&id).await;
+    assert_eq!(settled, TaskStatus::Paused, "{rec:?}");
+    let rec = e.record(&id).await;
+    assert_eq!(
+        variables(&rec)["done"],
+        true,
+        "the call completed before the pause"
+    );
+    assert!(e.blocks(&id).await.contains(&("b1".to_string(), 1003)));
+    e.sched.control(&id, Control::Resume).await.unwrap();
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    let logs = e.logs(&id).await;
+    assert_eq!(
+        logs.iter().filter(|l| l.contains("slow ran")).count(),
+        1,
+        "{logs:?}"
+    );
+    pool.shutdown(std::time::Duration::from_secs(1)).await;
+}

@@ -4,8 +4,9 @@
 //! `api::client::HttpClient`.
 
 use super::{CallContext, ScriptHost};
-use crate::api::client::{ClientLimits, HttpClient};
+use crate::api::client::{HttpClient, Outbound};
 use crate::limits::API_LIST_MAX;
+use crate::limits::SCRIPT_CALL_MS_MAX;
 use crate::scheduler::Scheduler;
 use crate::store::SiteFilter;
 use serde_json::Value;
@@ -22,16 +23,32 @@ impl AppHost {
     /// A host over `sched`; must be called inside the tokio runtime it will block on.
     pub fn new(sched: Scheduler) -> AppHost {
         AppHost {
+            http: sched.http_client(),
             sched,
             handle: Handle::current(),
-            http: HttpClient::new(ClientLimits::default()),
         }
     }
 
+    /// `jj.httpGet`/`jj.httpPost` through the HTTP blocks' bounded client (it waits for a
+    /// place like a block does), each request given at most `SCRIPT_CALL_MS_MAX`.
     fn http(&self, method: &str, url: &str, body: Option<&Value>) -> Result<String, String> {
+        let body = match body {
+            Some(v) => Some((
+                "application/json",
+                serde_json::to_vec(v).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        let out = Outbound {
+            method,
+            url,
+            headers: &[],
+            body,
+            timeout_ms: Some(SCRIPT_CALL_MS_MAX),
+        };
         let (status, bytes) = self
             .handle
-            .block_on(self.http.request(method, url, body))
+            .block_on(self.http.send(out))
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !(200..300).contains(&status) {

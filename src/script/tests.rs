@@ -631,32 +631,3 @@ async fn fixture_poll_and_monitor_read_the_host() {
     );
     assert_eq!(f.host.logs.lock().unwrap().len(), 3);
 }
-
-/// The figures quoted where rquickjs was added (run with `--ignored --nocapture`, release
-/// build for real numbers).
-#[tokio::test]
-#[ignore]
-async fn measure_startup_memory_and_call_time() {
-    let started = Instant::now();
-    let f = corpus_fixture(TestHost::default());
-    let used = f.pool.memory_used().await.unwrap();
-    let startup = started.elapsed();
-    let calls = 2_000;
-    let started = Instant::now();
-    for _ in 0..calls {
-        f.pool
-            .call("refreshReadyFlag", arg(json!("")), cx("t"))
-            .await
-            .unwrap();
-    }
-    let per_call = started.elapsed() / calls;
-    let started = Instant::now();
-    for _ in 0..calls {
-        validate("function f(s) { return {result: JSON.stringify({a: 1})}; }").unwrap();
-    }
-    let per_validate = started.elapsed() / calls;
-    println!(
-        "pool start + load of the fixtures: {startup:?}; heap of one loaded runtime: {used} bytes; \
-         call through the pool: {per_call:?}; validate: {per_validate:?}"
-    );
-}
