@@ -134,6 +134,10 @@ pub const SUB_TASK_DEPTH_MAX: usize = 8;
 /// (BlockFailure naming the limit) and starts nothing; a child that ends makes room.
 pub const SUB_TASKS_LIVE_PER_RUN_MAX: usize = 100;
 
+/// Pause before `StopTaskBp`/`SuspendTaskBp`/`StartTaskBp` ask again when the driver answers
+/// busy (e.g. `CONTROL_LOADS_MAX` commands in progress); the block waits meanwhile.
+pub const TASK_CONTROL_RETRY_MS: u64 = 200;
+
 /// Bytes of an `outOrderNo` a block sets (`SetOutOrderNoBp`). Longer → truncated with a marker
 /// (lookups by that number then need the truncated text).
 pub const OUT_ORDER_NO_BYTES_MAX: usize = 256;

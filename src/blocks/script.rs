@@ -45,6 +45,7 @@ impl Behaviour for Script {
             function,
             event_data,
             block,
+            missing_ok: self.merge == Merge::Inputs,
         };
         Ok(Action::Wait(Wait::Io(Box::new(IoOp::Script(call)))))
     }

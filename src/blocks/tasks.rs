@@ -78,6 +78,7 @@ impl Behaviour for SubTask {
             child_id,
             inputs,
             wait: wait_for_it,
+            seq: cx.seq(),
         })
     }
 

@@ -228,7 +228,8 @@ impl Cx<'_> {
     }
 
     /// Publishes a `task-event` (`TriggerTaskEventBp`) with the step: `/api/events` and
-    /// webhooks get `{taskId, event, eventData, result}` (values cut at `RECORD_VALUE_BYTES_MAX`).
+    /// webhooks get `{taskId, block, event, eventData, result}` (values cut at
+    /// `RECORD_VALUE_BYTES_MAX`).
     pub fn publish_task_event(
         &mut self,
         name: &str,
@@ -240,7 +241,8 @@ impl Cx<'_> {
             true => v.clone(),
             false => Value::String(value::to_json_truncated(v, max)),
         };
-        let payload = serde_json::json!({"taskId": self.run.id, "event": name,
+        let block = self.block().name.clone();
+        let payload = serde_json::json!({"taskId": self.run.id, "block": block, "event": name,
             "eventData": cut(data), "result": cut(result)});
         self.out
             .records
@@ -318,8 +320,9 @@ impl Cx<'_> {
         self.run.skip_target = Some(name);
     }
 
-    /// Keeps `data` in this block's frame (a loop's list), refusing it when the run's frames
-    /// would hold more than `FRAME_DATA_BYTES_MAX`.
+    /// Keeps `data` in this block's frame (a loop's list, a request kept for its retries) in
+    /// place of what it kept before, refusing it when the run's frames would hold more than
+    /// `FRAME_DATA_BYTES_MAX`.
     pub fn keep(&mut self, data: Value) -> Result<(), Raise> {
         let held: usize = self
             .run
@@ -329,11 +332,17 @@ impl Cx<'_> {
             .filter(|f| !f.data.is_null())
             .map(|f| value::approx_bytes(&f.data))
             .sum();
+        // What this frame keeps now is replaced, so it does not count.
+        let own = match self.frame().data.is_null() {
+            true => 0,
+            false => value::approx_bytes(&self.frame().data),
+        };
         let wanted = value::approx_bytes(&data);
-        if held + wanted > FRAME_DATA_BYTES_MAX {
+        if held - own + wanted > FRAME_DATA_BYTES_MAX {
             return Err(Raise::Failure(format!(
-                "a list of {wanted} bytes refused: the run's loops would hold more than \
-                 FRAME_DATA_BYTES_MAX ({FRAME_DATA_BYTES_MAX}) bytes"
+                "{wanted} bytes of block data refused (a loop's list, a request kept for its \
+                 retries): the run's blocks would hold more than FRAME_DATA_BYTES_MAX \
+                 ({FRAME_DATA_BYTES_MAX}) bytes"
             )));
         }
         self.frame().data = data;

@@ -109,6 +109,11 @@ pub struct RunState {
     pub run_status: i32,
     pub skip_target: Option<String>,
     pub paused: bool,
+    /// A pause asked while an HTTP request or a script call is in flight (spec §4.6): no
+    /// fiber moves on, and the pause takes effect (`paused`) once those have answered. Kept in
+    /// the checkpoint, so a restart meanwhile issues the call again and still pauses after.
+    #[serde(default)]
+    pub pause_pending: bool,
     /// Set while the run waits for an operator after a block failure (1006).
     pub interrupted: Option<String>,
     /// The reason a terminal unwind will record.
@@ -139,6 +144,7 @@ impl RunState {
             run_status: super::code::RUNNING,
             skip_target: None,
             paused: false,
+            pause_pending: false,
             interrupted: None,
             end_reason: None,
             fibers: Vec::new(),

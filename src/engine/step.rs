@@ -79,9 +79,15 @@ impl Engine<'_> {
             } => self.woke(fiber, token, Some(reply)),
             Event::Stop => self.terminate(code::STOPPED, block_code::STOP, "stopped"),
             Event::ManualEnd => self.terminate(code::MANUAL_END, block_code::END, "manual end"),
+            Event::Pause if self.unpausable_in_flight() => {
+                // Everything else stops now; the request or call in flight finishes first.
+                self.run.pause_pending = true;
+                self.cancel_pausable_waits();
+            }
             Event::Pause => self.run.paused = true,
             Event::Resume => {
                 self.run.paused = false;
+                self.run.pause_pending = false;
                 self.reissue_waits();
             }
             Event::Retry => {
@@ -197,7 +203,7 @@ impl Engine<'_> {
     pub(super) fn blocked(&self) -> bool {
         self.run.ended.is_some()
             || self.run.interrupted.is_some()
-            || (self.run.paused && self.run.exec_ok)
+            || ((self.run.paused || self.run.pause_pending) && self.run.exec_ok)
     }
 
     pub(super) fn run_fibers(&mut self) {

@@ -258,13 +258,17 @@ impl Engine<'_> {
             self.cancel_all_waits();
             return Outcome::Interrupted { reason };
         }
+        if self.run.pause_pending && !self.unpausable_in_flight() {
+            // The HTTP request or script call a pause waited for has answered (spec §4.6).
+            self.run.pause_pending = false;
+            self.run.paused = true;
+        }
         if self.run.paused {
-            if self.unpausable_in_flight() {
-                // The pause takes effect once that work has answered (spec §4.6).
-                return Outcome::Waiting;
-            }
             self.cancel_all_waits();
             return Outcome::Paused;
+        }
+        if self.run.pause_pending {
+            return Outcome::Waiting;
         }
         if self.run.fibers.iter().any(|f| f.state == FiberState::Ready) {
             Outcome::More
@@ -275,14 +279,25 @@ impl Engine<'_> {
 
     /// Whether a fiber waits for work a pause cannot cut short (an HTTP request or a script
     /// call in flight).
-    fn unpausable_in_flight(&self) -> bool {
-        self.run.fibers.iter().any(|f| {
-            f.state == FiberState::Waiting
-                && matches!(
-                    f.frames.last().and_then(|t| t.wait.as_ref()),
-                    Some((_, EffectKind::Io(op))) if !op.pausable()
-                )
-        })
+    pub(super) fn unpausable_in_flight(&self) -> bool {
+        self.run
+            .fibers
+            .iter()
+            .any(|f| f.state == FiberState::Waiting && !pausable(f))
+    }
+
+    /// Cancels every wait a pause may cut short (the blocks stay current and wait again on
+    /// resume), leaving the HTTP requests and script calls in flight.
+    pub(super) fn cancel_pausable_waits(&mut self) {
+        for fiber in &self.run.fibers {
+            if fiber.state != FiberState::Waiting || !pausable(fiber) {
+                continue;
+            }
+            if let Some((token, _)) = fiber.frames.last().and_then(|f| f.wait.as_ref()) {
+                self.out.cancelled.push(*token);
+            }
+        }
+        self.out.effects.clear();
     }
 
     pub(super) fn cancel_all_waits(&mut self) {
@@ -293,4 +308,12 @@ impl Engine<'_> {
         }
         self.out.effects.clear();
     }
+}
+
+/// Whether a pause may cut `fiber`'s wait short (all but an HTTP request or script call).
+fn pausable(fiber: &super::state::Fiber) -> bool {
+    !matches!(
+        fiber.frames.last().and_then(|t| t.wait.as_ref()),
+        Some((_, EffectKind::Io(op))) if !op.pausable()
+    )
 }

@@ -37,6 +37,10 @@ pub struct ScriptCall {
     pub event_data: Value,
     /// `blockVo`: `{blockId, blockName, blockType, remark, maxTimeOut, errorMsg}`.
     pub block: Value,
+    /// A function that does not exist answers null (logged) instead of failing the block
+    /// (`TriggerTaskEventBp`: the event is still delivered, spec §3.5).
+    #[serde(default)]
+    pub missing_ok: bool,
 }
 
 /// A task-control operation (spec §3.5).
@@ -49,6 +53,8 @@ pub enum TaskOp {
         child_id: String,
         inputs: Map<String, Value>,
         wait: bool,
+        /// The block record that asks: only the same one attaches to the child again.
+        seq: u64,
     },
     /// `StopTaskBp`, `SuspendTaskBp`, `StartTaskBp` on another run.
     Control { target: String, action: TaskAction },

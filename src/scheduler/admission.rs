@@ -24,9 +24,12 @@ pub struct SubmitRequest {
     pub task_id: Option<String>,
     /// Started by the periodic scheduler (ids `period<uuid>`, failures end 1004).
     pub periodic: bool,
-    /// Started by a `SubTask` block of this run (its `parentTaskRecordId`); part of what
-    /// makes two submissions the same request.
+    /// Started by a `SubTask` block of this run (its `parentTaskRecordId`).
     pub parent_id: Option<String>,
+    /// What started it, when not a client: a sub-task's `<parent>/<block record>`. Part of
+    /// what makes two submissions the same request, so only the same block asking again
+    /// (after a restart) attaches to the child, never another iteration or block.
+    pub origin: Option<String>,
     /// The parent's root (`rootTaskRecordId`); the run's own id when not given.
     pub root_id: Option<String>,
 }
@@ -137,7 +140,7 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
         None => uuid::Uuid::new_v4().to_string(),
     };
     let priority = req.priority.unwrap_or(1);
-    let hash = request_hash(&def.id, &req.inputs, priority, req.parent_id.as_deref());
+    let hash = request_hash(&def.id, &req.inputs, priority, req.origin.as_deref());
     let level = super::level_of(priority);
     let created_ms = shared.clock.now_ms();
     let task = NewTask {
@@ -194,16 +197,21 @@ pub(super) async fn submit(shared: &Shared, req: SubmitRequest) -> Result<Submit
 }
 
 /// A stable digest of what a submission asked for (definition version aside: a re-sent
-/// request after a definition edit is still the same request; a sub-task's parent is part of
+/// request after a definition edit is still the same request; a sub-task's origin is part of
 /// it).
-fn request_hash(def_id: &str, inputs: &Map, priority: i64, parent: Option<&str>) -> String {
+pub(super) fn request_hash(
+    def_id: &str,
+    inputs: &Map,
+    priority: i64,
+    origin: Option<&str>,
+) -> String {
     let mut text = format!(
         "{def_id}\n{priority}\n{}",
         value::to_display_string(&serde_json::Value::Object(inputs.clone()))
     );
-    if let Some(parent) = parent {
-        text.push_str("\nparent ");
-        text.push_str(parent);
+    if let Some(origin) = origin {
+        text.push_str("\norigin ");
+        text.push_str(origin);
     }
     Md5::digest(text.as_bytes())
         .iter()

@@ -673,18 +673,27 @@ impl Driver {
             let code = crate::engine::code::FAILED;
             let result = store
                 .write(move |tx| {
-                    tx.set_task_status(&id2, TaskStatus::Failed, code, Some(&reason2), now)
+                    tx.set_task_status(&id2, TaskStatus::Failed, code, Some(&reason2), now)?;
+                    Ok(tx.task(&id2)?.and_then(|r| r.parent_id))
                 })
                 .await;
             match result {
-                Ok(_) => {
+                Ok(parent) => {
                     let kind = RunEventKind::Status {
                         status: TaskStatus::Failed,
                         code,
                         reason: Some(reason),
                     };
-                    let _ = events.send(RunEvent { run: id, kind });
-                    Completion::Done
+                    let _ = events.send(RunEvent {
+                        run: id.clone(),
+                        kind,
+                    });
+                    // A parent waiting for this run as its sub-task gets the answer.
+                    Completion::RunEnded {
+                        run: id,
+                        code,
+                        parent,
+                    }
                 }
                 Err(e) => Completion::Unwritable { run: id, error: e },
             }

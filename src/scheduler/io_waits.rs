@@ -8,6 +8,7 @@
 //! it waits for nothing but children and sites it is parked (its run slot is free for the
 //! child) and loaded again when the child ends. Stopping a parent stops the child it awaits.
 
+use super::admission::request_hash;
 use super::driver::{Completion, Driver};
 use super::op_waits::{OpDone, OpEnd};
 use super::{Command, Control, ControlError, Shared, SubmitError, SubmitRequest};
@@ -15,7 +16,9 @@ use crate::api::rds_query::record_json;
 use crate::engine::Reply;
 use crate::integrations::{IoOp, IoReply, ScriptCall, TaskAction, TaskOp};
 use crate::limits::SCRIPT_BUSY_RETRY_MS;
-use crate::limits::{MODBUS_RETRY_DELAY_MS, SUB_TASKS_LIVE_PER_RUN_MAX, SUB_TASK_DEPTH_MAX};
+use crate::limits::{
+    MODBUS_RETRY_DELAY_MS, SUB_TASKS_LIVE_PER_RUN_MAX, SUB_TASK_DEPTH_MAX, TASK_CONTROL_RETRY_MS,
+};
 use crate::modbus::{ModbusAction, ModbusOp, ModbusValue, OutputShape};
 use crate::script::{result_object, CallContext, ScriptError};
 use crate::store::TaskRecord;
@@ -141,6 +144,10 @@ async fn script_call(shared: &Shared, run: &str, call: ScriptCall) -> IoReply {
     match returned.and_then(|v| result_object(&v)) {
         Ok(Some(members)) => IoReply::Value(Value::Object(members)),
         Ok(None) => IoReply::Value(Value::Null),
+        Err(ScriptError::NotFound(name)) if call.missing_ok => {
+            log::warn!("run {run}: no script function {name}: the event goes out, nothing merged");
+            IoReply::Value(Value::Null)
+        }
         Err(e) => failed(format!("{}: {e}", call.function)),
     }
 }
@@ -167,7 +174,16 @@ async fn task_op(shared: &Shared, run: &str, op: TaskOp) -> Option<IoReply> {
             child_id,
             inputs,
             wait,
-        } => start_child(shared, run, def_id, child_id, inputs, wait).await,
+            seq,
+        } => {
+            let child = Child {
+                def_id,
+                id: child_id,
+                inputs,
+                origin: format!("{run}/{seq}"),
+            };
+            start_child(shared, run, child, wait).await
+        }
         TaskOp::Control { target, action } => control(shared, target, action).await.map(Some),
         TaskOp::Record { target } => record(shared, &target)
             .await
@@ -206,42 +222,62 @@ fn input_param(stored: &str, key: &str) -> Value {
     }
 }
 
+/// A sub-task to start.
+struct Child {
+    def_id: String,
+    id: String,
+    inputs: serde_json::Map<String, Value>,
+    /// `<parent>/<block record>`: which block asks.
+    origin: String,
+}
+
 async fn start_child(
     shared: &Shared,
     run: &str,
-    def_id: String,
-    child_id: String,
-    inputs: serde_json::Map<String, Value>,
+    child: Child,
     wait: bool,
 ) -> Result<Option<Value>, IoReply> {
+    let Child {
+        def_id,
+        id: child_id,
+        inputs,
+        origin,
+    } = child;
     let parent = record(shared, run)
         .await?
         .ok_or_else(|| failed(format!("task record {run} is gone")))?;
-    let known = record(shared, &child_id).await?;
-    if known.is_none() {
-        // Only a new child counts against the bounds (a repeat attaches to its child).
-        check_bounds(shared, &parent).await?;
-    }
-    let req = SubmitRequest {
-        def_id: Some(def_id.clone()),
-        inputs,
-        priority: Some(1),
-        task_id: Some(child_id.clone()),
-        parent_id: Some(run.to_string()),
-        root_id: Some(parent.root_id.unwrap_or_else(|| run.to_string())),
-        ..SubmitRequest::default()
+    let taken = || {
+        failed(format!(
+            "taskRecordId {child_id} is taken by another task record"
+        ))
     };
-    match super::admission::submit(shared, req).await {
-        Ok(_) => {}
-        Err(SubmitError::UnknownDefinition(_)) => {
-            return Err(failed(format!("subTaskNo: no task definition {def_id}")))
+    let ours = request_hash(&def_id, &inputs, 1, Some(&origin));
+    match record(shared, &child_id).await? {
+        // This block started it already (asked again after a restart): attach, whatever
+        // became of its definition since.
+        Some(known) if known.request_hash.as_deref() == Some(ours.as_str()) => {}
+        Some(_) => return Err(taken()),
+        None => {
+            check_bounds(shared, &parent).await?;
+            let req = SubmitRequest {
+                def_id: Some(def_id.clone()),
+                inputs,
+                priority: Some(1),
+                task_id: Some(child_id.clone()),
+                parent_id: Some(run.to_string()),
+                root_id: Some(parent.root_id.clone().unwrap_or_else(|| run.to_string())),
+                origin: Some(origin),
+                ..SubmitRequest::default()
+            };
+            match super::admission::submit(shared, req).await {
+                Ok(_) => {}
+                Err(SubmitError::UnknownDefinition(_)) => {
+                    return Err(failed(format!("subTaskNo: no task definition {def_id}")))
+                }
+                Err(SubmitError::IdConflict(_)) => return Err(taken()),
+                Err(e) => return Err(failed(format!("sub-task {child_id} not started: {e}"))),
+            }
         }
-        Err(SubmitError::IdConflict(id)) => {
-            return Err(failed(format!(
-                "taskRecordId {id} is taken by another task record"
-            )))
-        }
-        Err(e) => return Err(failed(format!("sub-task {child_id} not started: {e}"))),
     }
     if !wait {
         return Ok(Some(json!({"id": child_id})));
@@ -293,21 +329,29 @@ async fn control(shared: &Shared, target: String, action: TaskAction) -> Result<
         TaskAction::Pause => Control::Pause,
         TaskAction::Resume => Control::Resume,
     };
-    let (tx, rx) = oneshot::channel();
-    let cmd = Command::Control {
-        id: target.clone(),
-        action,
-        reply: tx,
-    };
-    if shared.commands.send(cmd).await.is_err() {
-        return Err(failed("the scheduler is shutting down"));
-    }
-    match rx.await {
-        Ok(Ok(_)) => Ok(Value::Bool(true)),
-        Ok(Err(ControlError::NotFound(_) | ControlError::IllegalState { .. })) => {
-            Ok(Value::Bool(false))
+    loop {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Control {
+            id: target.clone(),
+            action,
+            reply: tx,
+        };
+        if shared.commands.send(cmd).await.is_err() {
+            return Err(failed("the scheduler is shutting down"));
         }
-        Ok(Err(e)) => Err(failed(format!("task {target}: {e}"))),
-        Err(_) => Err(failed("the scheduler is shutting down")),
+        return match rx.await {
+            Ok(Ok(_)) => Ok(Value::Bool(true)),
+            Ok(Err(ControlError::NotFound(_) | ControlError::IllegalState { .. })) => {
+                Ok(Value::Bool(false))
+            }
+            // A bound of the driver (e.g. CONTROL_LOADS_MAX): ask again shortly, as an
+            // operator would; the block's wait stays cancellable meanwhile.
+            Ok(Err(ControlError::Busy(_))) => {
+                tokio::time::sleep(std::time::Duration::from_millis(TASK_CONTROL_RETRY_MS)).await;
+                continue;
+            }
+            Ok(Err(e)) => Err(failed(format!("task {target}: {e}"))),
+            Err(_) => Err(failed("the scheduler is shutting down")),
+        };
     }
 }

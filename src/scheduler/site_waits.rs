@@ -34,8 +34,9 @@ pub(super) struct SiteWaits {
     pending: SiteChanges,
     /// A serve pass is in flight.
     serving: bool,
-    /// Parked runs with a served site waiter or an ended sub-task, to load again (each once,
-    /// so bounded by the parked runs, which are stored runs: `backlog_max`).
+    /// Runs to load again: parked runs with a served site waiter, and parents not loaded when
+    /// a sub-task of theirs ended (a paused or ended one is found so at load and dropped). Each
+    /// at most once, so bounded by the stored runs.
     woken: VecDeque<String>,
     /// After a failed serve pass: when to try again.
     pub retry_at: Option<i64>,

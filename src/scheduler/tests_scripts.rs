@@ -281,7 +281,7 @@ async fn trigger_task_event_sets_task_inputs_and_publishes_the_event() {
     let payload: Value = serde_json::from_str(&published.expect("a task-event")).unwrap();
     assert_eq!(
         payload,
-        json!({"taskId": id, "event": "onArrive", "eventData": "LM9",
+        json!({"taskId": id, "block": "b1", "event": "onArrive", "eventData": "LM9",
             "result": {"target": "LM9", "extra": 1}})
     );
     pool.shutdown(std::time::Duration::from_secs(1)).await;
@@ -342,5 +342,33 @@ function slow(text) {
         1,
         "{logs:?}"
     );
+    pool.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+/// `TriggerTaskEventBp` naming no script function still delivers its event and goes on,
+/// merging nothing (spec §3.5, recommended).
+#[tokio::test(start_paused = true)]
+async fn trigger_task_event_without_a_function_still_delivers_the_event() {
+    use super::tests::{b, simple};
+    let (e, pool, _dir) = with_files(&[("s.js", SCRIPTS)]).await;
+    let mut outbox = e.sched.subscribe_outbox();
+    let flow = json!([b(
+        1,
+        "TriggerTaskEventBp",
+        json!({"eventName": simple("nobodyListens"),
+        "eventData": simple("x")})
+    )]);
+    e.define("lonely-event", flow, json!({})).await;
+    let id = e.submit("lonely-event", 1).await;
+    let rec = e.sched.wait_terminal(&id).await.unwrap();
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    let mut events = Vec::new();
+    while let Ok(event) = outbox.try_recv() {
+        if event.kind == "task-event" {
+            events.push(event.payload.clone());
+        }
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("nobodyListens"), "{events:?}");
     pool.shutdown(std::time::Duration::from_secs(1)).await;
 }

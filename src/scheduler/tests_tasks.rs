@@ -222,6 +222,12 @@ async fn a_waiting_parent_frees_its_slot_and_survives_a_restart() {
     let child = e.children_of(&p).await.remove(0).id;
     assert_eq!(child, crate::blocks::derived_child_id(&p, 2));
     e.until(&child, TaskStatus::Running).await;
+    // The child's definition goes away meanwhile: the parent still attaches to its child.
+    e.sched
+        .store()
+        .write(|tx| tx.delete_definition("slow").map(|_| ()))
+        .await
+        .unwrap();
     let e = e.restart(config).await;
     let rec = e.end_of(&p).await;
     assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
@@ -545,4 +551,30 @@ async fn a_paused_parent_takes_its_childs_end_when_resumed() {
         .await
         .iter()
         .any(|l| l.contains("after the child")));
+}
+
+/// A fixed `taskRecordId` names one child: a second iteration of the same `SubTask` block
+/// (another block record) fails as a duplicate instead of reusing the first child (§8 Q8).
+#[tokio::test(start_paused = true)]
+async fn a_fixed_child_id_asked_again_by_another_iteration_is_a_duplicate() {
+    let e = env(Config::default()).await;
+    e.define("slow", delay_flow(), json!({})).await;
+    let start = sub(
+        2,
+        "slow",
+        sync(json!({"taskRecordId": simple("fixed-kid")})),
+    );
+    let repeat = json!({"id": 1, "name": "b1", "blockType": "RepeatNumBp",
+        "inputParams": {"num": simple("2")}, "children": {"default": [start]}});
+    e.define("twice", json!([repeat]), json!({})).await;
+    let p = e.submit("twice", 1).await;
+    e.until(&p, TaskStatus::Interrupted).await;
+    let reason = e.record(&p).await.ended_reason.unwrap_or_default();
+    assert!(reason.contains("fixed-kid is taken"), "{reason}");
+    assert_eq!(
+        e.status("fixed-kid").await,
+        TaskStatus::Finished,
+        "the first one ran"
+    );
+    assert_eq!(e.children_of(&p).await.len(), 1);
 }

@@ -168,7 +168,8 @@ impl Tx<'_> {
 
     /// Sets the stored `defaultValue` of the task's declared inputs named in `members` (a JSON
     /// object; spec §3.5 `TriggerTaskEventBp`); names the definition does not declare are not
-    /// stored. The result stays under `TASK_INPUTS_BYTES_MAX` or nothing changes.
+    /// stored. A result over `TASK_INPUTS_BYTES_MAX` leaves the stored inputs as they were
+    /// (logged); it never fails the write.
     pub fn merge_task_inputs(&mut self, id: &str, members: &str) -> Result<()> {
         let members: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(members).unwrap_or_default();
@@ -197,11 +198,17 @@ impl Tx<'_> {
             return Ok(());
         }
         let text = entries.to_string();
-        check_len(
-            text.len(),
-            "TASK_INPUTS_BYTES_MAX",
-            limits::TASK_INPUTS_BYTES_MAX,
-        )?;
+        if text.len() > limits::TASK_INPUTS_BYTES_MAX {
+            // The run has the values; only the stored copy stays as it was (failing the write
+            // would make the run retry its step, and call its script, without end).
+            log::warn!(
+                "task {id}: stored inputParams not updated: {} bytes, over \
+                 TASK_INPUTS_BYTES_MAX ({})",
+                text.len(),
+                limits::TASK_INPUTS_BYTES_MAX
+            );
+            return Ok(());
+        }
         self.conn
             .prepare_cached("UPDATE task_record SET input_params = ?2 WHERE id = ?1")?
             .execute(params![id, text])?;
