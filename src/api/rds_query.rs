@@ -73,7 +73,7 @@ pub fn record_json(r: &TaskRecord) -> Value {
         "createdOn": date(Some(r.created_ms)), "endedOn": date(r.ended_ms),
         "firstExecutorTime": date(r.started_ms), "executorTime": executor_s,
         "stateDescription": r.state_description, "endedReason": r.ended_reason,
-        "ifHaveChildTask": null, "parentTaskRecordId": r.parent_id,
+        "ifHaveChildTask": r.has_children.then_some(true), "parentTaskRecordId": r.parent_id,
         "rootTaskRecordId": r.root_id, "inputParams": r.input_params, "taskDefDetail": null,
         "priority": r.priority, "outOrderNo": r.out_order_no, "workTypes": null,
         "workStations": null, "periodicTask": i32::from(r.periodic),

@@ -118,6 +118,7 @@ fn paused_record(id: &str) -> TaskRecord {
         root_id: None,
         periodic: false,
         request_hash: None,
+        has_children: false,
     }
 }
 

@@ -90,6 +90,16 @@ async fn example_07_runs_a_child_synchronously_then_one_asynchronously() {
     assert!(logs.contains("first leg done"), "{logs}");
     let leg1 = e.record("p1-leg1").await;
     assert_eq!(leg1.status, TaskStatus::Finished, "{leg1:?}");
+    assert!(
+        rec.has_children && !leg1.has_children,
+        "ifHaveChildTask on the parent only"
+    );
+    let shown = crate::api::rds_query::record_json(&rec);
+    assert_eq!(shown["ifHaveChildTask"], true);
+    assert_eq!(
+        crate::api::rds_query::record_json(&leg1)["ifHaveChildTask"],
+        Value::Null
+    );
     assert_eq!(leg1.parent_id.as_deref(), Some("p1"));
     assert_eq!(leg1.root_id.as_deref(), Some("p1"));
     assert_eq!(leg1.priority, 1);

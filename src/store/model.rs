@@ -195,6 +195,9 @@ pub struct TaskRecord {
     pub root_id: Option<String>,
     pub periodic: bool,
     pub request_hash: Option<String>,
+    /// A `SubTask` block of this run started a child (RDS `ifHaveChildTask`), read from the
+    /// children's `parent_id`.
+    pub has_children: bool,
 }
 
 /// Filters for listing task records; all optional.

@@ -11,7 +11,8 @@ use crate::limits;
 pub(super) const TASK_COLUMNS: &str =
     "id, seq, def_id, def_label, def_version, status, code, priority, \
      level, created_ms, started_ms, ended_ms, ended_reason, input_params, variables, \
-     state_description, out_order_no, manual_end, parent_id, root_id, periodic, request_hash";
+     state_description, out_order_no, manual_end, parent_id, root_id, periodic, request_hash, \
+     EXISTS (SELECT 1 FROM task_record c WHERE c.parent_id = task_record.id)";
 
 pub(super) fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRecord> {
     let status: String = r.get(5)?;
@@ -41,6 +42,7 @@ pub(super) fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRecord> {
         root_id: r.get(19)?,
         periodic: r.get(20)?,
         request_hash: r.get(21)?,
+        has_children: r.get(22)?,
     })
 }
 
