@@ -1,12 +1,12 @@
 //! Modbus TCP blocks (spec §3.10): the common, single and batch reads, writes and waits. Each
 //! turns its parameters into a [`ModbusOp`] (`modbus::params`) and waits while the scheduler
-//! runs it on the shared connection pool. A read or write that meets a transport error marks
-//! the block record 1007 and tries again every `MODBUS_RETRY_DELAY_MS` (RDS retries without
-//! end; here each try is a timer wait, so stop and pause act at once and nothing polls in the
-//! background); a wait polls at that rate inside its operation until the value matches.
+//! runs it on the shared connection pool; a wait reads every `MODBUS_RETRY_DELAY_MS` inside
+//! its operation until the value matches. A transport error marks the block record 1007 and
+//! the block tries again after `MODBUS_RETRY_DELAY_MS` (RDS retries without end; here each try
+//! is a timer wait, so stop and pause act at once), back at 1000 while the request runs.
 
 use super::{done_with, Behaviour, Family, KindSpec, ParamSpec, ParamType as T};
-use crate::engine::{Action, Cx, Raise, Wait};
+use crate::engine::{block_code, Action, Cx, Raise, Wait};
 use crate::integrations::{IoOp, IoReply};
 use crate::limits::MODBUS_RETRY_DELAY_MS;
 use crate::modbus::{parse_block, ModbusOp, OutputShape};
@@ -36,8 +36,11 @@ impl Behaviour for Modbus {
             .map_err(|e| Raise::Failure(format!("Modbus operation: {e}")))?;
         let (op, shape) = kept;
         match cx.take_io_reply() {
-            // The retry delay passed: try again.
-            None => issue(op, shape),
+            // The retry delay passed: try again (the record says running again meanwhile).
+            None => {
+                cx.mark_block(block_code::RUNNING, String::new());
+                issue(op, shape)
+            }
             Some(IoReply::Value(v)) if shape != OutputShape::None => {
                 done_with(cx, "modbusValue", v)
             }

@@ -265,3 +265,30 @@ async fn a_paused_modbus_wait_stops_polling_and_resumes() {
     let rec = e.until_status(&id, TaskStatus::Finished).await;
     assert_eq!(rec.status, TaskStatus::Finished);
 }
+
+/// A wait whose device stops answering marks its block 1007 too, and goes on waiting once
+/// the device answers again.
+#[tokio::test(start_paused = true)]
+async fn a_wait_on_a_silent_device_shows_1007_and_goes_on() {
+    let server = TestServer::start().await;
+    server.set_silent(true);
+    let e = env(Config::default()).await;
+    let wait = b(
+        1,
+        "ModbusWaitSingleRegisterBp",
+        device(
+            &server,
+            json!({
+        "ipRegisterAddress": simple("7"), "ipReadonlyRegister": simple("false"),
+        "ipRegisterData": simple("5")}),
+        ),
+    );
+    e.define("silent-wait", json!([wait]), json!({})).await;
+    let id = e.submit("silent-wait", 1).await;
+    e.until_block_status(&id, "b1", 1007).await;
+    server.set(Table::HoldingRegisters, 7, 5);
+    server.set_silent(false);
+    let rec = e.until_status(&id, TaskStatus::Finished).await;
+    assert_eq!(rec.status, TaskStatus::Finished);
+    assert!(e.blocks(&id).await.contains(&("b1".to_string(), 1003)));
+}
