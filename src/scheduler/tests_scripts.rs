@@ -372,3 +372,41 @@ async fn trigger_task_event_without_a_function_still_delivers_the_event() {
     assert!(events[0].contains("nobodyListens"), "{events:?}");
     pool.shutdown(std::time::Duration::from_secs(1)).await;
 }
+
+/// `jj.httpGet` goes through the HTTP blocks' bounded client: a script reads a JSON answer
+/// from a local peer and returns it as its result.
+#[tokio::test(start_paused = true)]
+async fn a_script_reads_over_http_through_jj() {
+    use super::tests::{b, simple};
+    const FETCH: &str = r#"
+function fetch(text) {
+    var url = JSON.parse(text).eventData;
+    return { result: jj.httpGet(url) };
+}
+"#;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/next", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 2048];
+            let _ = crate::test_net::read_some(&stream, &mut buf).await;
+            let answer = r#"{"target":"LM3"}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            crate::test_net::write_all(&stream, reply.as_bytes()).await;
+        }
+    });
+    let (e, pool, _dir) = with_files(&[("fetch.js", FETCH)]).await;
+    let block = b(
+        1,
+        "ScriptBp",
+        json!({"functionName": simple("fetch"),
+        "functionArgs": simple(&url)}),
+    );
+    let rec = run_one(&e, "fetching", block).await;
+    assert_eq!(rec.status, TaskStatus::Finished, "{rec:?}");
+    assert_eq!(variables(&rec)["target"], "LM3");
+    pool.shutdown(std::time::Duration::from_secs(1)).await;
+}

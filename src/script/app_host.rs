@@ -30,7 +30,8 @@ impl AppHost {
     }
 
     /// `jj.httpGet`/`jj.httpPost` through the HTTP blocks' bounded client (it waits for a
-    /// place like a block does), each request given at most `SCRIPT_CALL_MS_MAX`.
+    /// place like a block does), each request, its wait for a place included, given at most
+    /// `SCRIPT_CALL_MS_MAX`.
     fn http(&self, method: &str, url: &str, body: Option<&Value>) -> Result<String, String> {
         let body = match body {
             Some(v) => Some((
@@ -46,9 +47,12 @@ impl AppHost {
             body,
             timeout_ms: Some(SCRIPT_CALL_MS_MAX),
         };
+        // The wait for a place among the HTTP blocks' requests counts too.
+        let limit = std::time::Duration::from_millis(SCRIPT_CALL_MS_MAX);
         let (status, bytes) = self
             .handle
-            .block_on(self.http.send(out))
+            .block_on(async { tokio::time::timeout(limit, self.http.send(out)).await })
+            .map_err(|_| format!("no answer within SCRIPT_CALL_MS_MAX ({SCRIPT_CALL_MS_MAX} ms)"))?
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !(200..300).contains(&status) {
