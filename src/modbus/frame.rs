@@ -277,22 +277,6 @@ fn io_broken(e: std::io::Error) -> Transport {
 mod tests {
     use super::*;
 
-    fn read(table: Table, address: u16, count: u16) -> ModbusAction {
-        ModbusAction::Read {
-            table,
-            address,
-            count,
-        }
-    }
-
-    fn write(table: Table, address: u16, values: &[u16]) -> ModbusAction {
-        ModbusAction::Write {
-            table,
-            address,
-            values: values.to_vec(),
-        }
-    }
-
     fn encoded(action: &ModbusAction) -> Vec<u8> {
         Request::encode(0x0102, 7, action).unwrap().bytes().to_vec()
     }
@@ -301,24 +285,36 @@ mod tests {
     fn requests_have_the_documented_bytes() {
         let header = |len: u8| vec![1, 2, 0, 0, 0, len, 7];
         let cases: [(ModbusAction, Vec<u8>); 8] = [
-            (read(Table::Coils, 10, 3), vec![1, 0, 10, 0, 3]),
-            (read(Table::DiscreteInputs, 0, 1), vec![2, 0, 0, 0, 1]),
             (
-                read(Table::HoldingRegisters, 0x1234, 2),
+                ModbusAction::read(Table::Coils, 10, 3),
+                vec![1, 0, 10, 0, 3],
+            ),
+            (
+                ModbusAction::read(Table::DiscreteInputs, 0, 1),
+                vec![2, 0, 0, 0, 1],
+            ),
+            (
+                ModbusAction::read(Table::HoldingRegisters, 0x1234, 2),
                 vec![3, 0x12, 0x34, 0, 2],
             ),
-            (read(Table::InputRegisters, 1, 125), vec![4, 0, 1, 0, 125]),
-            (write(Table::Coils, 5, &[1]), vec![5, 0, 5, 0xFF, 0]),
             (
-                write(Table::HoldingRegisters, 5, &[0xBEEF]),
+                ModbusAction::read(Table::InputRegisters, 1, 125),
+                vec![4, 0, 1, 0, 125],
+            ),
+            (
+                ModbusAction::write(Table::Coils, 5, [1]),
+                vec![5, 0, 5, 0xFF, 0],
+            ),
+            (
+                ModbusAction::write(Table::HoldingRegisters, 5, [0xBEEF]),
                 vec![6, 0, 5, 0xBE, 0xEF],
             ),
             (
-                write(Table::Coils, 2, &[1, 0, 1, 1, 0, 0, 0, 0, 1]),
+                ModbusAction::write(Table::Coils, 2, [1, 0, 1, 1, 0, 0, 0, 0, 1]),
                 vec![15, 0, 2, 0, 9, 2, 0b0000_1101, 1],
             ),
             (
-                write(Table::HoldingRegisters, 0, &[1, 0xFFFF]),
+                ModbusAction::write(Table::HoldingRegisters, 0, [1, 0xFFFF]),
                 vec![16, 0, 0, 0, 2, 4, 0, 1, 0xFF, 0xFF],
             ),
         ];
@@ -332,25 +328,30 @@ mod tests {
     #[test]
     fn requests_the_protocol_cannot_carry_are_refused() {
         let bad = [
-            read(Table::Coils, 0, 0),
-            read(Table::Coils, 0, MODBUS_READ_BITS_MAX + 1),
-            read(Table::HoldingRegisters, 0, MODBUS_READ_REGISTERS_MAX + 1),
-            read(Table::HoldingRegisters, 65_535, 2),
-            write(Table::DiscreteInputs, 0, &[1]),
-            write(Table::InputRegisters, 0, &[1]),
-            write(Table::Coils, 0, &[2]),
-            write(Table::Coils, 0, &[]),
-            write(Table::HoldingRegisters, 0, &[0; 124]),
+            ModbusAction::read(Table::Coils, 0, 0),
+            ModbusAction::read(Table::Coils, 0, MODBUS_READ_BITS_MAX + 1),
+            ModbusAction::read(Table::HoldingRegisters, 0, MODBUS_READ_REGISTERS_MAX + 1),
+            ModbusAction::read(Table::HoldingRegisters, 65_535, 2),
+            ModbusAction::write(Table::DiscreteInputs, 0, [1]),
+            ModbusAction::write(Table::InputRegisters, 0, [1]),
+            ModbusAction::write(Table::Coils, 0, [2]),
+            ModbusAction::write(Table::Coils, 0, []),
+            ModbusAction::write(Table::HoldingRegisters, 0, [0; 124]),
         ];
         for action in bad {
             assert!(Request::encode(1, 1, &action).is_err(), "{action:?}");
         }
-        assert!(Request::encode(1, 1, &read(Table::HoldingRegisters, 65_535, 1)).is_ok());
+        assert!(Request::encode(
+            1,
+            1,
+            &ModbusAction::read(Table::HoldingRegisters, 65_535, 1)
+        )
+        .is_ok());
     }
 
     #[test]
     fn answers_are_checked_against_the_request() {
-        let req = Request::encode(9, 3, &read(Table::Coils, 0, 10)).unwrap();
+        let req = Request::encode(9, 3, &ModbusAction::read(Table::Coils, 0, 10)).unwrap();
         let ok = [0, 9, 0, 0, 0, 5, 3, 1, 2, 0b1000_0001, 0b10];
         assert_eq!(
             req.decode_reply(&ok),
@@ -377,13 +378,14 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let regs = Request::encode(1, 1, &read(Table::InputRegisters, 0, 2)).unwrap();
+        let regs = Request::encode(1, 1, &ModbusAction::read(Table::InputRegisters, 0, 2)).unwrap();
         let ok = [0, 1, 0, 0, 0, 7, 1, 4, 4, 0, 1, 0xFF, 0xFF];
         assert_eq!(
             regs.decode_reply(&ok),
             Ok(ModbusValue::Registers(vec![1, 0xFFFF]))
         );
-        let single = Request::encode(1, 1, &write(Table::HoldingRegisters, 4, &[7])).unwrap();
+        let single =
+            Request::encode(1, 1, &ModbusAction::write(Table::HoldingRegisters, 4, [7])).unwrap();
         assert_eq!(
             single.decode_reply(single.bytes()),
             Ok(ModbusValue::Written)

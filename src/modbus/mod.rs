@@ -101,6 +101,32 @@ pub enum ModbusAction {
     },
 }
 
+impl ModbusAction {
+    pub fn read(table: Table, address: u16, count: u16) -> ModbusAction {
+        ModbusAction::Read {
+            table,
+            address,
+            count,
+        }
+    }
+
+    pub fn write(table: Table, address: u16, values: impl Into<Vec<u16>>) -> ModbusAction {
+        ModbusAction::Write {
+            table,
+            address,
+            values: values.into(),
+        }
+    }
+
+    pub fn wait(table: Table, address: u16, expected: u16) -> ModbusAction {
+        ModbusAction::Wait {
+            table,
+            address,
+            expected,
+        }
+    }
+}
+
 /// One Modbus block's request: where and what. Pure data (serde, kept in checkpoints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModbusOp {

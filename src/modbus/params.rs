@@ -76,17 +76,23 @@ pub fn parse_common(block_type: &str, p: &Params) -> Parsed {
     let table = addr_type(p)?;
     let address = address(p, "ipAddress")?;
     let (action, shape) = match block_type {
-        "ModbusCommonReadBp" => (read(table, address, 1), OutputShape::Int),
+        "ModbusCommonReadBp" => (ModbusAction::read(table, address, 1), OutputShape::Int),
         "ModbusCommonWriteBp" => {
             if !table.is_writable() {
                 return Err(format!("addrType {}: read only", table.code()));
             }
             let value = table_value(p, "newValue", table)?;
-            (write(table, address, vec![value]), OutputShape::None)
+            (
+                ModbusAction::write(table, address, vec![value]),
+                OutputShape::None,
+            )
         }
         "ModbusCommonWaitBp" => {
             let expected = table_value(p, "ipRegisterData", table)?;
-            (wait(table, address, expected), OutputShape::None)
+            (
+                ModbusAction::wait(table, address, expected),
+                OutputShape::None,
+            )
         }
         other => return Err(unknown(other)),
     };
@@ -104,23 +110,33 @@ pub fn parse_single(block_type: &str, p: &Params) -> Parsed {
     let reg = || address(p, "ipRegisterAddress");
     let coil = || address(p, "ipCoilAddress");
     let (action, shape) = match block_type {
-        "ModbusReadHoldingRegisterBp" => {
-            (read(Table::HoldingRegisters, reg()?, 1), OutputShape::Int)
-        }
-        "ModbusReadInputRegisterBp" => (read(Table::InputRegisters, reg()?, 1), OutputShape::Int),
-        "ModbusReadSingleCoilBp" => (read(Table::Coils, coil()?, 1), OutputShape::Bool),
-        "ModbusReadSingleInputBp" => (read(Table::DiscreteInputs, coil()?, 1), OutputShape::Bool),
+        "ModbusReadHoldingRegisterBp" => (
+            ModbusAction::read(Table::HoldingRegisters, reg()?, 1),
+            OutputShape::Int,
+        ),
+        "ModbusReadInputRegisterBp" => (
+            ModbusAction::read(Table::InputRegisters, reg()?, 1),
+            OutputShape::Int,
+        ),
+        "ModbusReadSingleCoilBp" => (
+            ModbusAction::read(Table::Coils, coil()?, 1),
+            OutputShape::Bool,
+        ),
+        "ModbusReadSingleInputBp" => (
+            ModbusAction::read(Table::DiscreteInputs, coil()?, 1),
+            OutputShape::Bool,
+        ),
         "ModbusSetSingleCoilBp" => {
             let on = boolean(p, "ipCoilStatus")?;
             (
-                write(Table::Coils, coil()?, vec![u16::from(on)]),
+                ModbusAction::write(Table::Coils, coil()?, vec![u16::from(on)]),
                 OutputShape::None,
             )
         }
         "ModbusSetSingleRegisterBp" => {
             let value = register(p, "ipRegisterData")?;
             (
-                write(Table::HoldingRegisters, reg()?, vec![value]),
+                ModbusAction::write(Table::HoldingRegisters, reg()?, vec![value]),
                 OutputShape::None,
             )
         }
@@ -130,7 +146,10 @@ pub fn parse_single(block_type: &str, p: &Params) -> Parsed {
                 false => Table::Coils,
             };
             let expected = u16::from(boolean(p, "ipTargetCoilStatus")?);
-            (wait(table, coil()?, expected), OutputShape::None)
+            (
+                ModbusAction::wait(table, coil()?, expected),
+                OutputShape::None,
+            )
         }
         "ModbusWaitSingleRegisterBp" => {
             let table = match boolean(p, "ipReadonlyRegister")? {
@@ -138,7 +157,10 @@ pub fn parse_single(block_type: &str, p: &Params) -> Parsed {
                 false => Table::HoldingRegisters,
             };
             let expected = register(p, "ipRegisterData")?;
-            (wait(table, reg()?, expected), OutputShape::None)
+            (
+                ModbusAction::wait(table, reg()?, expected),
+                OutputShape::None,
+            )
         }
         other => return Err(unknown(other)),
     };
@@ -158,13 +180,20 @@ pub fn parse_batch(block_type: &str, p: &Params) -> Parsed {
         };
         let count = ranged(p, "ipLength", 1, i64::from(max))? as u16;
         span(address, count, "ipLength")?;
-        Ok((op(target.clone(), read(table, address, count), None), shape))
+        Ok((
+            op(
+                target.clone(),
+                ModbusAction::read(table, address, count),
+                None,
+            ),
+            shape,
+        ))
     };
     let batch_write = |table: Table, first: &str, name: &str| -> Parsed {
         let address = address(p, first)?;
         let values = array(p, name, table)?;
         span(address, values.len() as u16, name)?;
-        let action = write(table, address, values);
+        let action = ModbusAction::write(table, address, values);
         Ok((op(target.clone(), action, None), OutputShape::None))
     };
     match block_type {
@@ -211,30 +240,6 @@ fn op(target: ModbusTarget, action: ModbusAction, alias: Option<String>) -> Modb
         target,
         action,
         alias,
-    }
-}
-
-fn read(table: Table, address: u16, count: u16) -> ModbusAction {
-    ModbusAction::Read {
-        table,
-        address,
-        count,
-    }
-}
-
-fn write(table: Table, address: u16, values: Vec<u16>) -> ModbusAction {
-    ModbusAction::Write {
-        table,
-        address,
-        values,
-    }
-}
-
-fn wait(table: Table, address: u16, expected: u16) -> ModbusAction {
-    ModbusAction::Wait {
-        table,
-        address,
-        expected,
     }
 }
 

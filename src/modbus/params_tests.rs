@@ -66,30 +66,6 @@ fn with(block: &str, key: &str, value: Value) -> Value {
     p
 }
 
-fn read(table: Table, address: u16, count: u16) -> ModbusAction {
-    ModbusAction::Read {
-        table,
-        address,
-        count,
-    }
-}
-
-fn write(table: Table, address: u16, values: &[u16]) -> ModbusAction {
-    ModbusAction::Write {
-        table,
-        address,
-        values: values.to_vec(),
-    }
-}
-
-fn wait(table: Table, address: u16, expected: u16) -> ModbusAction {
-    ModbusAction::Wait {
-        table,
-        address,
-        expected,
-    }
-}
-
 #[test]
 fn every_block_parses_and_names_each_missing_or_null_parameter() {
     assert_eq!(BLOCK_TYPES.len(), 17);
@@ -135,7 +111,10 @@ fn target_numbers_may_be_strings_and_are_range_checked() {
     let (op, _) = parse(block, p).unwrap();
     assert_eq!((op.target.host.as_str(), op.target.port), ("plc-1", 1502));
     assert_eq!(op.target.slave, 255);
-    assert_eq!(op.action, read(Table::HoldingRegisters, 65_535, 1));
+    assert_eq!(
+        op.action,
+        ModbusAction::read(Table::HoldingRegisters, 65_535, 1)
+    );
     let bad = [
         ("ipModbusPort", json!(0)),
         ("ipModbusPort", json!(65_536)),
@@ -167,10 +146,16 @@ fn common_blocks_take_every_addr_type_in_either_case() {
     for (code, table) in tables {
         let p = with("ModbusCommonReadBp", "addrType", json!(code));
         let (op, shape) = parse("ModbusCommonReadBp", p).unwrap();
-        assert_eq!((op.action, shape), (read(table, 10, 1), OutputShape::Int));
+        assert_eq!(
+            (op.action, shape),
+            (ModbusAction::read(table, 10, 1), OutputShape::Int)
+        );
         let p = with("ModbusCommonWaitBp", "ipRegisterData", json!(1));
         let p = with_into(p, "addrType", json!(code));
-        assert_eq!(action("ModbusCommonWaitBp", p).0, wait(table, 10, 1));
+        assert_eq!(
+            action("ModbusCommonWaitBp", p).0,
+            ModbusAction::wait(table, 10, 1)
+        );
     }
     let mut p = valid("ModbusCommonReadBp");
     p["alias"] = json!("door sensor");
@@ -205,11 +190,11 @@ fn common_write_refuses_read_only_tables_and_coil_values_other_than_0_or_1() {
     let coil = |v: Value| with_into(with(block, "addrType", json!("0x")), "newValue", v);
     assert_eq!(
         action(block, coil(json!(1))).0,
-        write(Table::Coils, 10, &[1])
+        ModbusAction::write(Table::Coils, 10, [1])
     );
     assert_eq!(
         action(block, coil(json!("0"))).0,
-        write(Table::Coils, 10, &[0])
+        ModbusAction::write(Table::Coils, 10, [0])
     );
     for v in [json!(2), json!(-1), json!("on")] {
         let e = error(block, coil(v.clone()));
@@ -223,17 +208,17 @@ fn common_write_refuses_read_only_tables_and_coil_values_other_than_0_or_1() {
     assert_eq!(
         (a, shape),
         (
-            write(Table::HoldingRegisters, 10, &[0xFFFF]),
+            ModbusAction::write(Table::HoldingRegisters, 10, [0xFFFF]),
             OutputShape::None
         )
     );
     assert_eq!(
         action(block, reg(json!(65_535))).0,
-        write(Table::HoldingRegisters, 10, &[65_535])
+        ModbusAction::write(Table::HoldingRegisters, 10, [65_535])
     );
     assert_eq!(
         action(block, reg(json!(-32_768))).0,
-        write(Table::HoldingRegisters, 10, &[0x8000])
+        ModbusAction::write(Table::HoldingRegisters, 10, [0x8000])
     );
     for v in [json!(65_536), json!(-32_769)] {
         assert!(error(block, reg(v)).starts_with("newValue"));
@@ -254,42 +239,42 @@ fn single_blocks_pick_their_table_and_output() {
     let cases = [
         (
             "ModbusReadHoldingRegisterBp",
-            read(Table::HoldingRegisters, 3, 1),
+            ModbusAction::read(Table::HoldingRegisters, 3, 1),
             OutputShape::Int,
         ),
         (
             "ModbusReadInputRegisterBp",
-            read(Table::InputRegisters, 3, 1),
+            ModbusAction::read(Table::InputRegisters, 3, 1),
             OutputShape::Int,
         ),
         (
             "ModbusReadSingleCoilBp",
-            read(Table::Coils, 3, 1),
+            ModbusAction::read(Table::Coils, 3, 1),
             OutputShape::Bool,
         ),
         (
             "ModbusReadSingleInputBp",
-            read(Table::DiscreteInputs, 3, 1),
+            ModbusAction::read(Table::DiscreteInputs, 3, 1),
             OutputShape::Bool,
         ),
         (
             "ModbusSetSingleCoilBp",
-            write(Table::Coils, 3, &[1]),
+            ModbusAction::write(Table::Coils, 3, [1]),
             OutputShape::None,
         ),
         (
             "ModbusSetSingleRegisterBp",
-            write(Table::HoldingRegisters, 3, &[9]),
+            ModbusAction::write(Table::HoldingRegisters, 3, [9]),
             OutputShape::None,
         ),
         (
             "ModbusWaitSingleCoilBp",
-            wait(Table::Coils, 3, 1),
+            ModbusAction::wait(Table::Coils, 3, 1),
             OutputShape::None,
         ),
         (
             "ModbusWaitSingleRegisterBp",
-            wait(Table::InputRegisters, 3, 9),
+            ModbusAction::wait(Table::InputRegisters, 3, 9),
             OutputShape::None,
         ),
     ];
@@ -302,18 +287,24 @@ fn single_blocks_pick_their_table_and_output() {
         "ipTargetCoilStatus",
         json!(0),
     );
-    assert_eq!(action(b, p).0, wait(Table::DiscreteInputs, 3, 0));
+    assert_eq!(
+        action(b, p).0,
+        ModbusAction::wait(Table::DiscreteInputs, 3, 0)
+    );
     let b = "ModbusWaitSingleRegisterBp";
     let p = with_into(
         with(b, "ipReadonlyRegister", json!(false)),
         "ipRegisterData",
         json!(-2),
     );
-    assert_eq!(action(b, p).0, wait(Table::HoldingRegisters, 3, 0xFFFE));
+    assert_eq!(
+        action(b, p).0,
+        ModbusAction::wait(Table::HoldingRegisters, 3, 0xFFFE)
+    );
     let b = "ModbusSetSingleCoilBp";
     assert_eq!(
         action(b, with(b, "ipCoilStatus", json!("false"))).0,
-        write(Table::Coils, 3, &[0])
+        ModbusAction::write(Table::Coils, 3, [0])
     );
     for v in [json!("yes"), json!(2), json!([true])] {
         let e = error(b, with(b, "ipCoilStatus", v.clone()));
@@ -349,11 +340,14 @@ fn batch_reads_check_length_and_span() {
         ),
     ];
     for (block, table, shape) in cases {
-        assert_eq!(action(block, valid(block)), (read(table, 4, 3), shape));
+        assert_eq!(
+            action(block, valid(block)),
+            (ModbusAction::read(table, 4, 3), shape)
+        );
         let max = if table.is_bits() { 2_000 } else { 125 };
         assert_eq!(
             action(block, with(block, "ipLength", json!(max))).0,
-            read(table, 4, max)
+            ModbusAction::read(table, 4, max)
         );
         for len in [json!(0), json!(max + 1), json!("many")] {
             let e = error(block, with(block, "ipLength", len.clone()));
@@ -374,11 +368,11 @@ fn batch_writes_take_arrays_or_strings_holding_one() {
     let coils = |v: Value| action(b, with(b, "ipCoilStatus", v)).0;
     assert_eq!(
         coils(json!([true, false, 1, 0])),
-        write(Table::Coils, 4, &[1, 0, 1, 0])
+        ModbusAction::write(Table::Coils, 4, [1, 0, 1, 0])
     );
     assert_eq!(
         coils(json!("[true,false]")),
-        write(Table::Coils, 4, &[1, 0])
+        ModbusAction::write(Table::Coils, 4, [1, 0])
     );
     for v in [
         json!("[true, maybe]"),
@@ -400,7 +394,7 @@ fn batch_writes_take_arrays_or_strings_holding_one() {
 
     let b = "ModbusBatchSetHoldingRegisterBp";
     let regs = |v: Value| action(b, with(b, "ipRegisterData", v)).0;
-    let want = write(Table::HoldingRegisters, 4, &[1, 0xFFFF, 65_535, 5]);
+    let want = ModbusAction::write(Table::HoldingRegisters, 4, [1, 0xFFFF, 65_535, 5]);
     assert_eq!(regs(json!([1, -1, 65_535, "5"])), want);
     assert_eq!(regs(json!("[1,-1,65535,5]")), want);
     for v in [

@@ -274,6 +274,23 @@ impl ModbusPool {
     /// same rate, logged once per run of failures; other errors end the wait. Drop the future
     /// to stop waiting (stop, pause): nothing goes on in the background.
     pub async fn wait_until(&self, op: &ModbusOp, poll_ms: u64) -> Result<(), ModbusError> {
+        let mut streak = Streak::default();
+        loop {
+            match self.wait_or_fail(op, poll_ms).await {
+                Ok(()) => {
+                    streak.ended(op);
+                    return Ok(());
+                }
+                Err(e) if e.is_transport() => streak.failed(op, &e, poll_ms),
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(ms(poll_ms.max(MODBUS_POLL_MS_MIN))).await;
+        }
+    }
+
+    /// As [`ModbusPool::wait_until`], but any error, a transport error too, ends the wait (a
+    /// Modbus block retries it itself, showing 1007 meanwhile).
+    pub async fn wait_or_fail(&self, op: &ModbusOp, poll_ms: u64) -> Result<(), ModbusError> {
         let ModbusAction::Wait {
             table,
             address,
@@ -285,24 +302,12 @@ impl ModbusPool {
             ));
         };
         let read = ModbusOp {
-            action: ModbusAction::Read {
-                table,
-                address,
-                count: 1,
-            },
+            action: ModbusAction::read(table, address, 1),
             ..op.clone()
         };
-        let mut streak = Streak::default();
         loop {
-            match self.execute(&read).await {
-                Ok(value) => {
-                    streak.ended(op);
-                    if first(&value) == Some(expected) {
-                        return Ok(());
-                    }
-                }
-                Err(e) if e.is_transport() => streak.failed(op, &e, poll_ms),
-                Err(e) => return Err(e),
+            if first(&self.execute(&read).await?) == Some(expected) {
+                return Ok(());
             }
             tokio::time::sleep(ms(poll_ms.max(MODBUS_POLL_MS_MIN))).await;
         }

@@ -24,30 +24,6 @@ fn op(server: &TestServer, action: ModbusAction) -> ModbusOp {
     }
 }
 
-fn read(table: Table, address: u16, count: u16) -> ModbusAction {
-    ModbusAction::Read {
-        table,
-        address,
-        count,
-    }
-}
-
-fn write(table: Table, address: u16, values: &[u16]) -> ModbusAction {
-    ModbusAction::Write {
-        table,
-        address,
-        values: values.to_vec(),
-    }
-}
-
-fn wait(table: Table, address: u16, expected: u16) -> ModbusAction {
-    ModbusAction::Wait {
-        table,
-        address,
-        expected,
-    }
-}
-
 /// Long connect timeout: on the paused clock a loopback connect must never race it.
 fn config() -> ModbusConfig {
     ModbusConfig {
@@ -74,17 +50,20 @@ async fn reads_every_table() {
     let mut coils = vec![false; 10];
     (coils[0], coils[9]) = (true, true);
     let cases = [
-        (read(Table::Coils, 0, 10), ModbusValue::Bits(coils)),
         (
-            read(Table::DiscreteInputs, 0, 2),
+            ModbusAction::read(Table::Coils, 0, 10),
+            ModbusValue::Bits(coils),
+        ),
+        (
+            ModbusAction::read(Table::DiscreteInputs, 0, 2),
             ModbusValue::Bits(vec![false, true]),
         ),
         (
-            read(Table::InputRegisters, 2, 1),
+            ModbusAction::read(Table::InputRegisters, 2, 1),
             ModbusValue::Registers(vec![0xFFFF]),
         ),
         (
-            read(Table::HoldingRegisters, 2, 2),
+            ModbusAction::read(Table::HoldingRegisters, 2, 2),
             ModbusValue::Registers(vec![0, 42]),
         ),
     ];
@@ -108,10 +87,10 @@ async fn writes_coils_and_holding_registers_singly_and_in_batches() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
     let writes = [
-        write(Table::Coils, 5, &[1]),
-        write(Table::Coils, 10, &[1, 0, 1, 1, 0, 0, 0, 0, 1]),
-        write(Table::HoldingRegisters, 7, &[0xBEEF]),
-        write(Table::HoldingRegisters, 20, &[1, 2, 0xFFFF]),
+        ModbusAction::write(Table::Coils, 5, [1]),
+        ModbusAction::write(Table::Coils, 10, [1, 0, 1, 1, 0, 0, 0, 0, 1]),
+        ModbusAction::write(Table::HoldingRegisters, 7, [0xBEEF]),
+        ModbusAction::write(Table::HoldingRegisters, 20, [1, 2, 0xFFFF]),
     ];
     for action in writes {
         assert_eq!(
@@ -143,9 +122,9 @@ async fn invalid_requests_fail_without_connecting() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
     for action in [
-        write(Table::InputRegisters, 0, &[1]),
-        read(Table::HoldingRegisters, 0, 126),
-        wait(Table::Coils, 0, 1),
+        ModbusAction::write(Table::InputRegisters, 0, [1]),
+        ModbusAction::read(Table::HoldingRegisters, 0, 126),
+        ModbusAction::wait(Table::Coils, 0, 1),
     ] {
         let e = pool.execute(&op(&server, action)).await.unwrap_err();
         assert!(
@@ -154,7 +133,7 @@ async fn invalid_requests_fail_without_connecting() {
         );
     }
     let e = pool
-        .wait_until(&op(&server, read(Table::Coils, 0, 1)), 100)
+        .wait_until(&op(&server, ModbusAction::read(Table::Coils, 0, 1)), 100)
         .await
         .unwrap_err();
     assert!(matches!(e, ModbusError::Invalid(_)), "{e}");
@@ -165,7 +144,8 @@ async fn invalid_requests_fail_without_connecting() {
 async fn an_exception_answer_is_a_transport_error_and_keeps_the_connection() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let past_the_table = read(Table::HoldingRegisters, tests_server::TABLE_LEN as u16, 1);
+    let past_the_table =
+        ModbusAction::read(Table::HoldingRegisters, tests_server::TABLE_LEN as u16, 1);
     let e = pool
         .execute(&op(&server, past_the_table))
         .await
@@ -177,7 +157,9 @@ async fn an_exception_answer_is_a_transport_error_and_keeps_the_connection() {
     assert_eq!(e, ModbusError::Transport(want));
     assert!(e.is_transport());
     assert!(e.to_string().contains("illegal data address"), "{e}");
-    let ok = pool.execute(&op(&server, read(Table::Coils, 0, 1))).await;
+    let ok = pool
+        .execute(&op(&server, ModbusAction::read(Table::Coils, 0, 1)))
+        .await;
     assert_eq!(ok, Ok(ModbusValue::Bits(vec![false])));
     assert_eq!(server.accepted(), 1);
     assert_eq!(pool.stats().transport_errors, 1);
@@ -187,7 +169,7 @@ async fn an_exception_answer_is_a_transport_error_and_keeps_the_connection() {
 async fn a_silent_server_times_out_and_a_new_connection_works_after() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let coil = op(&server, read(Table::Coils, 0, 1));
+    let coil = op(&server, ModbusAction::read(Table::Coils, 0, 1));
     server.set_silent(true);
     let started = Instant::now();
     let e = pool.execute(&coil).await.unwrap_err();
@@ -209,7 +191,7 @@ async fn a_silent_server_times_out_and_a_new_connection_works_after() {
 async fn a_connection_the_device_closed_is_replaced_at_once() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let coil = op(&server, read(Table::Coils, 0, 1));
+    let coil = op(&server, ModbusAction::read(Table::Coils, 0, 1));
     pool.execute(&coil).await.unwrap();
     server.close_connections();
     settle().await;
@@ -226,7 +208,7 @@ async fn a_connection_the_device_closed_is_replaced_at_once() {
 async fn a_request_dropped_midway_closes_its_connection_and_frees_its_slot() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let coil = op(&server, read(Table::Coils, 0, 1));
+    let coil = op(&server, ModbusAction::read(Table::Coils, 0, 1));
     server.set_silent(true);
     assert!(timeout(Duration::from_millis(100), pool.execute(&coil))
         .await
@@ -242,7 +224,7 @@ async fn a_request_dropped_midway_closes_its_connection_and_frees_its_slot() {
 async fn wait_until_polls_at_its_rate_and_ends_when_the_value_matches() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let waiting = op(&server, wait(Table::HoldingRegisters, 5, 7));
+    let waiting = op(&server, ModbusAction::wait(Table::HoldingRegisters, 5, 7));
     let started = Instant::now();
     let change = async {
         sleep(Duration::from_millis(5_000)).await;
@@ -261,7 +243,7 @@ async fn wait_until_polls_at_its_rate_and_ends_when_the_value_matches() {
 async fn a_poll_delay_under_the_floor_is_raised_to_it() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let waiting = op(&server, wait(Table::Coils, 0, 1));
+    let waiting = op(&server, ModbusAction::wait(Table::Coils, 0, 1));
     let waited = timeout(Duration::from_millis(950), pool.wait_until(&waiting, 1)).await;
     assert!(waited.is_err());
     let reads = 950 / crate::limits::MODBUS_POLL_MS_MIN as usize + 1;
@@ -272,7 +254,7 @@ async fn a_poll_delay_under_the_floor_is_raised_to_it() {
 async fn dropping_a_wait_stops_its_polling() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let waiting = op(&server, wait(Table::DiscreteInputs, 0, 1));
+    let waiting = op(&server, ModbusAction::wait(Table::DiscreteInputs, 0, 1));
     let waited = timeout(
         Duration::from_millis(5_000),
         pool.wait_until(&waiting, 2_000),
@@ -289,7 +271,7 @@ async fn dropping_a_wait_stops_its_polling() {
 async fn a_wait_retries_transport_errors_at_its_rate() {
     let server = TestServer::start().await;
     let pool = ModbusPool::new(config());
-    let waiting = op(&server, wait(Table::Coils, 3, 1));
+    let waiting = op(&server, ModbusAction::wait(Table::Coils, 3, 1));
     server.set_silent(true);
     let started = Instant::now();
     let recover = async {
@@ -316,13 +298,13 @@ async fn execute_retrying_retries_transport_errors_only() {
         sleep(Duration::from_millis(2_500)).await;
         server.set_silent(false);
     };
-    let coil = op(&server, write(Table::Coils, 1, &[1]));
+    let coil = op(&server, ModbusAction::write(Table::Coils, 1, [1]));
     let (done, ()) = tokio::join!(pool.execute_retrying(&coil, 2_000), recover);
     assert_eq!(done, Ok(ModbusValue::Written));
     // Timed out at 1000, answered at 3000.
     assert_eq!(started.elapsed(), Duration::from_millis(3_000));
     assert_eq!(server.get(Table::Coils, 1), 1);
-    let read_only = op(&server, write(Table::DiscreteInputs, 1, &[1]));
+    let read_only = op(&server, ModbusAction::write(Table::DiscreteInputs, 1, [1]));
     let e = pool.execute_retrying(&read_only, 2_000).await.unwrap_err();
     assert!(!e.is_transport(), "{e}");
     assert_eq!(started.elapsed(), Duration::from_millis(3_000));
@@ -337,7 +319,7 @@ async fn more_targets_than_the_bound_close_the_least_recently_used_connections()
     });
     let on = |slave: u8| ModbusOp {
         target: target(&server, slave),
-        action: read(Table::HoldingRegisters, 0, 1),
+        action: ModbusAction::read(Table::HoldingRegisters, 0, 1),
         alias: None,
     };
     // Ten targets (one server, ten slave ids), one after the other, twice.
@@ -384,7 +366,7 @@ async fn a_refused_target_is_reconnected_with_doubling_pauses() {
             port: addr.port(),
             slave: 1,
         },
-        action: read(Table::Coils, 0, 1),
+        action: ModbusAction::read(Table::Coils, 0, 1),
         alias: Some("dead plc".into()),
     };
     let e = pool.execute(&coil).await.unwrap_err();

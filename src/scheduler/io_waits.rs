@@ -94,38 +94,12 @@ impl Driver {
 /// again after the retry delay (spec §3.10).
 async fn modbus_op(shared: &Shared, op: &ModbusOp, shape: OutputShape) -> IoReply {
     let result = match op.action {
-        ModbusAction::Wait {
-            table,
-            address,
-            expected,
-        } => {
-            let read = ModbusOp {
-                action: ModbusAction::Read {
-                    table,
-                    address,
-                    count: 1,
-                },
-                ..op.clone()
-            };
-            loop {
-                match shared.modbus.execute(&read).await {
-                    Ok(ModbusValue::Bits(v))
-                        if v.first().map(|b| u16::from(*b)) == Some(expected) =>
-                    {
-                        break Ok(ModbusValue::Written)
-                    }
-                    Ok(ModbusValue::Registers(v)) if v.first() == Some(&expected) => {
-                        break Ok(ModbusValue::Written)
-                    }
-                    Ok(_) => {
-                        let pause = std::time::Duration::from_millis(MODBUS_RETRY_DELAY_MS);
-                        tokio::time::sleep(pause).await;
-                    }
-                    // The block marks itself 1007 and asks again after the retry delay.
-                    Err(e) => break Err(e),
-                }
-            }
-        }
+        // The block marks itself 1007 on a transport error and asks again after the delay.
+        ModbusAction::Wait { .. } => shared
+            .modbus
+            .wait_or_fail(op, MODBUS_RETRY_DELAY_MS)
+            .await
+            .map(|()| ModbusValue::Written),
         _ => shared.modbus.execute(op).await,
     };
     match result {
