@@ -77,6 +77,19 @@ impl Env {
             .unwrap()
     }
 
+    /// Waits (paused clock, up to an hour) until run `id` exists and has `status`.
+    pub(super) async fn until_status(&self, id: &str, status: TaskStatus) -> TaskRecord {
+        for _ in 0..36_000 {
+            let key = id.to_string();
+            let rec = self.sched.store().read(move |rx| rx.task(&key)).await;
+            if let Some(rec) = rec.unwrap().filter(|r| r.status == status) {
+                return rec;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("run {id} never {status:?}");
+    }
+
     pub(super) async fn status(&self, id: &str) -> TaskStatus {
         self.record(id).await.status
     }

@@ -33,9 +33,28 @@ impl Env {
         self.sched.wait_terminal(&id).await.unwrap()
     }
 
-    async fn demo_sites(&self) {
+    pub(super) async fn demo_sites(&self) {
         let sites: Vec<Site> = serde_json::from_str(crate::server::DEMO_SITES).unwrap();
         crate::server::put_sites(&self.sched, sites, "test")
+            .await
+            .unwrap();
+    }
+
+    /// Stores `sites` as they are (filled ones too), as the sites the corpus names.
+    pub(super) async fn corpus_sites(&self, sites: Vec<Site>) {
+        let now = self.sched.now_ms();
+        self.sched
+            .store()
+            .write(move |tx| {
+                let by = crate::store::SiteActor {
+                    who: "test",
+                    why: "sites the corpus names",
+                };
+                for site in &sites {
+                    tx.site_put(site, by, now)?;
+                }
+                Ok(())
+            })
             .await
             .unwrap();
     }
@@ -169,19 +188,7 @@ async fn corpus_robot_and_site_definitions_run_to_their_end() {
     crate::server::put_sites(&e.sched, vec![], "none")
         .await
         .unwrap();
-    let now = e.sched.now_ms();
-    e.sched
-        .store()
-        .write(move |tx| {
-            let by = crate::store::SiteActor {
-                who: "test",
-                why: "sites the corpus names",
-            };
-            tx.site_put(&pg, by, now)?;
-            tx.site_put(&odd, by, now).map(|_| ())
-        })
-        .await
-        .unwrap();
+    e.corpus_sites(vec![pg, odd]).await;
     let cases = [
         (
             "nowystyl-doc-8_1-prosty-przejazd-do-wskazanego-miejsca.json",

@@ -56,12 +56,12 @@ async fn transport_errors_are_retried_retry_times_then_fail() {
     e.define("once", json!([get(false)]), json!({})).await;
     e.define("four", json!([get(true)]), json!({})).await;
     let id = e.submit("once", 1).await;
-    let rec = until_interrupted(&e, &id).await;
+    let rec = e.until_status(&id, TaskStatus::Interrupted).await;
     assert_eq!(peer.accepted.load(SeqCst), 1);
     assert!(!rec.ended_reason.unwrap().contains("attempts"));
     let t0 = tokio::time::Instant::now();
     let id = e.submit("four", 1).await;
-    let rec = until_interrupted(&e, &id).await;
+    let rec = e.until_status(&id, TaskStatus::Interrupted).await;
     let took = t0.elapsed();
     assert_eq!(peer.accepted.load(SeqCst), 5, "1 + 4 attempts");
     let reason = rec.ended_reason.unwrap();
@@ -75,17 +75,6 @@ async fn transport_errors_are_retried_retry_times_then_fail() {
         logs.contains("attempt 3 of 4") && logs.contains("again in 1500 ms"),
         "{logs}"
     );
-}
-
-async fn until_interrupted(e: &super::tests::Env, id: &str) -> TaskRecord {
-    for _ in 0..1_000 {
-        let rec = e.record(id).await;
-        if rec.status == TaskStatus::Interrupted {
-            return rec;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("run {id} never interrupted");
 }
 
 /// Answers each request only once `open` is set; counts requests.

@@ -18,17 +18,6 @@ fn device(server: &TestServer, extra: Value) -> Value {
 }
 
 impl Env {
-    async fn until_status(&self, id: &str, status: TaskStatus) -> TaskRecord {
-        for _ in 0..6_000 {
-            let rec = self.record(id).await;
-            if rec.status == status {
-                return rec;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("run {id} never {status:?}");
-    }
-
     async fn until_block_status(&self, id: &str, name: &str, status: i32) {
         for _ in 0..6_000 {
             if self

@@ -16,10 +16,7 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/scri
 /// `DROP-GROUP-02`.
 async fn with_scripts() -> (Env, Arc<crate::script::ScriptPool>) {
     let e = env(Config::default()).await;
-    let sites: Vec<Site> = serde_json::from_str(crate::server::DEMO_SITES).unwrap();
-    crate::server::put_sites(&e.sched, sites, "test")
-        .await
-        .unwrap();
+    e.demo_sites().await;
     let mut pick = Site::new("PG-01", "PICK-GROUP");
     pick.filled = true;
     let drops: Vec<Site> = (1..=3)
@@ -27,21 +24,8 @@ async fn with_scripts() -> (Env, Arc<crate::script::ScriptPool>) {
         .collect();
     let mut full = Site::new("DG-01-01", "DROP-GROUP-01");
     full.filled = true;
-    let now = e.sched.now_ms();
-    e.sched
-        .store()
-        .write(move |tx| {
-            let by = crate::store::SiteActor {
-                who: "test",
-                why: "sites the corpus names",
-            };
-            for site in drops.iter().chain([&pick, &full]) {
-                tx.site_put(site, by, now)?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
+    e.corpus_sites(drops.into_iter().chain([pick, full]).collect())
+        .await;
     let store = crate::script::ScriptStore::at(FIXTURES.into()).unwrap();
     let pool = crate::server::start_scripts(store, &e.sched).unwrap();
     (e, pool)

@@ -44,19 +44,6 @@ impl Env {
             .filter(|r| r.parent_id.as_deref() == Some(parent))
             .collect()
     }
-
-    /// Waits (paused clock) until run `id` exists and has `status`.
-    async fn until(&self, id: &str, status: TaskStatus) {
-        for _ in 0..3_600 {
-            let key = id.to_string();
-            let rec = self.sched.store().read(move |rx| rx.task(&key)).await;
-            if rec.unwrap().is_some_and(|r| r.status == status) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("run {id} never {status:?}");
-    }
 }
 
 fn sub(id: i64, def: &str, params: Value) -> Value {
@@ -157,7 +144,7 @@ async fn a_failed_or_stopped_child_ends_the_parent_with_its_status() {
     assert!(!blocks.iter().any(|(n, _)| n == "b2"), "{blocks:?}");
 
     let p = e.submit("p-slow", 1).await;
-    e.until("slow-child", TaskStatus::Running).await;
+    e.until_status("slow-child", TaskStatus::Running).await;
     e.sched.control("slow-child", Control::Stop).await.unwrap();
     let rec = e.end_of(&p).await;
     assert_eq!(
@@ -188,7 +175,7 @@ async fn stopping_a_parent_stops_the_child_it_waits_for_only() {
     ]);
     e.define("p", children, json!({})).await;
     let p = e.submit("p", 1).await;
-    e.until("held", TaskStatus::Running).await;
+    e.until_status("held", TaskStatus::Running).await;
     e.sched.control("held", Control::Pause).await.unwrap();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
@@ -197,7 +184,7 @@ async fn stopping_a_parent_stops_the_child_it_waits_for_only() {
         "waits for the paused child"
     );
     e.sched.control(&p, Control::Stop).await.unwrap();
-    e.until("held", TaskStatus::Stopped).await;
+    e.until_status("held", TaskStatus::Stopped).await;
     assert_eq!(
         e.status("free").await,
         TaskStatus::Running,
@@ -231,7 +218,7 @@ async fn a_waiting_parent_frees_its_slot_and_survives_a_restart() {
     }
     let child = e.children_of(&p).await.remove(0).id;
     assert_eq!(child, crate::blocks::derived_child_id(&p, 2));
-    e.until(&child, TaskStatus::Running).await;
+    e.until_status(&child, TaskStatus::Running).await;
     // The child's definition goes away meanwhile: the parent still attaches to its child.
     e.sched
         .store()
@@ -277,7 +264,7 @@ async fn bad_sub_tasks_fail_the_block_before_anything_starts() {
     for (def, block, says) in cases {
         e.define(def, json!([block]), json!({})).await;
         let p = e.submit(def, 1).await;
-        e.until(&p, TaskStatus::Interrupted).await;
+        e.until_status(&p, TaskStatus::Interrupted).await;
         let rec = e.record(&p).await;
         let reason = rec.ended_reason.unwrap_or_default();
         assert!(reason.contains(says), "{def}: {reason}");
@@ -293,8 +280,8 @@ async fn control_blocks_stop_pause_and_resume_other_runs() {
     e.define("slow", delay_flow(), json!({})).await;
     e.submit_with("slow", "t1", json!({"ms": 600000})).await;
     e.submit_with("slow", "t2", json!({"ms": 600000})).await;
-    e.until("t1", TaskStatus::Running).await;
-    e.until("t2", TaskStatus::Running).await;
+    e.until_status("t1", TaskStatus::Running).await;
+    e.until_status("t2", TaskStatus::Running).await;
     let target = |v: &str| json!({"taskRecordId": simple(v)});
     let flow = json!([
         b(1, "SuspendTaskBp", target("t1")),
@@ -341,7 +328,7 @@ async fn a_run_can_suspend_or_stop_itself() {
     e.define("quit", json!([b(1, "StopTaskBp", me), quit]), json!({}))
         .await;
     let n = e.submit("nap", 1).await;
-    e.until(&n, TaskStatus::Paused).await;
+    e.until_status(&n, TaskStatus::Paused).await;
     assert!(!e.logs(&n).await.iter().any(|l| l.contains("resumed")));
     e.sched.control(&n, Control::Resume).await.unwrap();
     assert_eq!(e.end_of(&n).await.status, TaskStatus::Finished);
@@ -455,7 +442,7 @@ async fn task_control_blocks_refuse_bad_parameters() {
         let def = format!("bad{i}");
         e.define(&def, json!([block]), json!({})).await;
         let id = e.submit(&def, 1).await;
-        e.until(&id, TaskStatus::Interrupted).await;
+        e.until_status(&id, TaskStatus::Interrupted).await;
         let reason = e.record(&id).await.ended_reason.unwrap_or_default();
         assert!(reason.contains(says), "{def}: {reason}");
     }
@@ -521,7 +508,7 @@ async fn a_run_starts_at_most_sub_tasks_live_per_run_max_children() {
         "inputParams": {"num": simple(&n)}, "children": {"default": [start]}});
     e.define("many", json!([repeat]), json!({})).await;
     let p = e.submit("many", 1).await;
-    e.until(&p, TaskStatus::Interrupted).await;
+    e.until_status(&p, TaskStatus::Interrupted).await;
     let reason = e.record(&p).await.ended_reason.unwrap_or_default();
     assert!(reason.contains("SUB_TASKS_LIVE_PER_RUN_MAX"), "{reason}");
     assert_eq!(e.children_of(&p).await.len(), SUB_TASKS_LIVE_PER_RUN_MAX);
@@ -541,7 +528,7 @@ async fn a_paused_parent_takes_its_childs_end_when_resumed() {
     );
     e.define("p", json!([child, after]), json!({})).await;
     let p = e.submit("p", 1).await;
-    e.until("kid", TaskStatus::Running).await;
+    e.until_status("kid", TaskStatus::Running).await;
     assert_eq!(
         e.sched.control(&p, Control::Pause).await.unwrap(),
         TaskStatus::Paused
@@ -578,7 +565,7 @@ async fn a_fixed_child_id_asked_again_by_another_iteration_is_a_duplicate() {
         "inputParams": {"num": simple("2")}, "children": {"default": [start]}});
     e.define("twice", json!([repeat]), json!({})).await;
     let p = e.submit("twice", 1).await;
-    e.until(&p, TaskStatus::Interrupted).await;
+    e.until_status(&p, TaskStatus::Interrupted).await;
     let reason = e.record(&p).await.ended_reason.unwrap_or_default();
     assert!(reason.contains("fixed-kid is taken"), "{reason}");
     assert_eq!(
